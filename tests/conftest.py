@@ -1,0 +1,47 @@
+"""Shared fixtures: the reference data beside the checkout, and deterministic CPU settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("NOVA_REFERENCE", REPO.parent / "shared" / "reference"))
+TINY_T2V = REFERENCE / "tiny-t2v"
+TINY_T2I = REFERENCE / "tiny-t2i"
+CASES = REFERENCE / "cases"
+MANIFESTS = REFERENCE / "manifests"
+
+# The reference outputs were recorded with 2 threads; keep summation order the same.
+torch.set_num_threads(2)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not REFERENCE.is_dir():
+        raise pytest.UsageError(f"reference data not found at {REFERENCE} (set NOVA_REFERENCE)")
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
+def load_case(name: str):
+    """(tensors, meta) of ``cases/<name>.safetensors`` / ``.json``."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(CASES / f"{name}.safetensors"))
+    meta = json.loads((CASES / f"{name}.json").read_text())
+    return tensors, meta
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    return REFERENCE
