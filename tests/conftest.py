@@ -38,7 +38,8 @@ def load_case(name: str):
     from safetensors.torch import load_file
 
     tensors = load_file(str(CASES / f"{name}.safetensors"))
-    meta = json.loads((CASES / f"{name}.json").read_text())
+    meta_file = CASES / f"{name}.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     return tensors, meta
 
 

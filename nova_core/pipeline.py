@@ -1,0 +1,328 @@
+"""NOVAPipeline: load a checkpoint, turn prompts (and an image or latents) into images or videos.
+
+Argument names, defaults and outputs follow the reference pipeline (diffnext), so code written
+for it runs after changing the import. Differences, all deliberate:
+
+* a call leaves no state behind (the reference keeps ``flow_shift`` on its scheduler);
+* ``latents`` may pre-fill K >= 1 frames, all of which go through the temporal encoder;
+* the VAE decodes T latents to 1 + 4(T-1) frames for every T;
+* noise is drawn in float32 and the latent canvas stays float32 in every dtype.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import hub, loading
+from .errors import InputError
+from .progress import NullProgress, RichProgress
+from .sampling import Guidance, sample_video
+from .text import encode_prompts
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class NOVAPipelineOutput:
+    """``images`` (B, H, W, 3 / B, 3, H, W / list of PIL) or ``frames`` (B, T, ... / list of lists)."""
+
+    images: Any = None
+    frames: Any = None
+
+    def __getitem__(self, index):
+        return [v for v in (self.images, self.frames) if v is not None][index]
+
+
+class NOVAPipeline:
+    """The five components of a NOVA checkpoint and the generation call."""
+
+    def __init__(self, transformer, scheduler, vae, text_encoder, tokenizer, *, name_or_path=None,
+                 revision=None):
+        self.transformer, self.scheduler, self.vae = transformer, scheduler, vae
+        self.text_encoder, self.tokenizer = text_encoder, tokenizer
+        self.name_or_path, self.revision = name_or_path, revision
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, torch_dtype=None, revision=None, cache_dir=None,
+                        local_files_only=False, **_ignored) -> "NOVAPipeline":
+        """A local folder in the official layout, or a Hub repo id (downloaded into the HF cache).
+
+        The ``.py`` files that Hub repos ship are never downloaded or executed.
+        """
+        dtype = torch_dtype or torch.float32
+        found = hub.resolve(path_or_repo_id, revision=revision, cache_dir=cache_dir,
+                            local_files_only=local_files_only)
+        folder = found.folder
+        index = loading.read_model_index(folder)
+        return cls(
+            transformer=loading.load_transformer(folder, dtype),
+            scheduler=loading.load_scheduler(folder, loading.class_name(index, "scheduler")),
+            vae=loading.load_vae(folder, loading.class_name(index, "vae"), dtype),
+            text_encoder=loading.load_text_encoder(folder, dtype),
+            tokenizer=loading.load_tokenizer(folder),
+            name_or_path=found.name,
+            revision=found.revision,
+        )
+
+    def save_pretrained(self, folder) -> None:
+        """Write the official folder layout (loadable by this class and by diffnext's shims)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.transformer.save_pretrained(folder / "transformer")
+        self.vae.save_pretrained(folder / "vae")
+        self.scheduler.save_pretrained(folder / "scheduler")
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        loading.save_text_encoder(self.text_encoder, folder / "text_encoder")
+        loading.save_model_index(folder, type(self.scheduler).__name__, type(self.vae).__name__)
+
+    def to(self, *args, **kwargs) -> "NOVAPipeline":
+        for module in (self.transformer, self.vae, self.text_encoder):
+            module.to(*args, **kwargs)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.transformer.dtype
+
+    @property
+    def is_video_model(self) -> bool:
+        return type(self.vae).__name__ == "AutoencoderKLOpenSora"
+
+    # ----------------------------------------------------------------- the call
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt=None,
+        num_inference_steps=64,
+        num_diffusion_steps=25,
+        max_latent_length=1,
+        guidance_scale=5,
+        guidance_trunc=0,
+        guidance_renorm=1,
+        image_guidance_scale=0,
+        spatiotemporal_guidance_scale=0,
+        flow_shift=None,
+        motion_flow=5,
+        negative_prompt=None,
+        image=None,
+        num_images_per_prompt=1,
+        generator=None,
+        latents=None,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        disable_progress_bar=False,
+        output_type="pil",
+        progress=None,
+    ) -> NOVAPipelineOutput:
+        """Generate images (max_latent_length 1) or videos of ``max_latent_length`` latent frames.
+
+        ``image`` (uint8 H x W x 3 array or PIL image at the model's resolution) becomes latent
+        frame 0; ``latents`` ((B, C, K, h, w), (B, C, h, w) or a list of K (B, C, h, w) tensors,
+        scaled latent space) pre-fill the first K frames. ``progress`` takes a
+        :class:`~nova_core.progress.NullProgress`-like object.
+        """
+        self._check_call(num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
+                         guidance_trunc, guidance_renorm, image_guidance_scale,
+                         spatiotemporal_guidance_scale, flow_shift, motion_flow,
+                         num_images_per_prompt, output_type, image, latents)
+        guidance = Guidance(float(guidance_scale), float(guidance_trunc), float(guidance_renorm))
+        scheduler = self._fresh_scheduler(flow_shift)
+
+        text = self.encode_prompt(prompt, num_images_per_prompt, negative_prompt, prompt_embeds,
+                                  negative_prompt_embeds, guidance.enabled)
+        batch = text.size(0) // (2 if guidance.enabled else 1)
+        if image is not None:  # the posterior sample is the first random draw of the call
+            latents = self.encode_image(image, generator)
+        prefill = self._prefill(latents, batch, max_latent_length)
+        flow = None
+        if self.transformer.motion_embed is not None:
+            flow = torch.full((text.size(0),), float(motion_flow))
+        prefix = self.transformer.prefix(text, flow)
+
+        if progress is None:
+            progress = NullProgress() if disable_progress_bar or not sys.stderr.isatty() else RichProgress()
+        result = sample_video(
+            self.transformer, scheduler, prefix, num_frames=max_latent_length, prefill=prefill,
+            num_inference_steps=num_inference_steps, num_diffusion_steps=num_diffusion_steps,
+            guidance=guidance, generator=generator, progress=progress,
+        )
+        x = result.latents.to(self.dtype)
+        if output_type != "latent":
+            x = self.decode_latents(x)
+        return self.postprocess(x, output_type)
+
+    # ----------------------------------------------------------------- pieces of the call
+    def encode_prompt(self, prompt, num_images_per_prompt=1, negative_prompt=None, prompt_embeds=None,
+                      negative_prompt_embeds=None, do_guidance=True) -> torch.Tensor:
+        """Padded Phi states (rows, L, text_dim): [prompts..., negatives...], each row repeated
+        ``num_images_per_prompt`` times in place."""
+        embed = self.transformer.text_embed
+        if prompt_embeds is not None:
+            rows = self._pad_embeds(prompt_embeds)
+            if do_guidance:
+                negatives = (self._pad_embeds(negative_prompt_embeds) if negative_prompt_embeds is not None
+                             else embed.pad(rows[:, :0], [0] * rows.size(0)))
+                rows = torch.cat([rows, negatives])
+            return rows.repeat_interleave(num_images_per_prompt, dim=0)
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not prompts or not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+            raise InputError("prompt must be a string or a non-empty list of strings")
+        if negative_prompt is None or isinstance(negative_prompt, str):
+            negatives = [negative_prompt or ""] * len(prompts)
+        else:
+            negatives = list(negative_prompt)
+            if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
+                raise InputError(f"negative_prompt: expected a string or {len(prompts)} strings, one per prompt")
+        texts = list(prompts) + (negatives if do_guidance else [])
+        hidden, lengths = encode_prompts(self.tokenizer, self.text_encoder, texts, embed.num_tokens)
+        rows = embed.pad(hidden.to(self.device), lengths)
+        return rows.repeat_interleave(num_images_per_prompt, dim=0)
+
+    def _pad_embeds(self, embeds) -> torch.Tensor:
+        embed = self.transformer.text_embed
+        items = list(embeds) if isinstance(embeds, (list, tuple)) else list(torch.as_tensor(embeds))
+        dim = embed.weight.size(1)
+        if not items or any(torch.as_tensor(e).dim() != 2 or torch.as_tensor(e).size(-1) != dim for e in items):
+            raise InputError(f"prompt embeddings must be (length, {dim}) tensors")
+        hidden = torch.zeros(len(items), embed.num_tokens, dim, device=self.device)
+        lengths = []
+        for i, e in enumerate(items):
+            n = min(len(e), embed.num_tokens)
+            hidden[i, :n] = torch.as_tensor(e)[:n].to(hidden)
+            lengths.append(n)
+        return embed.pad(hidden, lengths)
+
+    def encode_image(self, image, generator=None) -> torch.Tensor:
+        """uint8 image -> scaled posterior sample (1, C, 1, h, w), the i2v frame 0."""
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        pixels = self._image_array(image)
+        x = torch.as_tensor(pixels).to(self.vae.device, self.vae.dtype)
+        x = ((x - 127.5) / 127.5).permute(2, 0, 1).unsqueeze(0)
+        moments = self.vae.encode(x).latent_dist.parameters
+        z = DiagonalGaussianDistribution(moments.float()).sample(generator)
+        shift = getattr(self.vae.config, "shift_factor", None)
+        z = (z - shift if shift else z) * self.vae.config.scaling_factor
+        return z.unsqueeze(2)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, C, T, h, w) -> pixels in [-1, 1]: (B, 3, T', H, W) or (B, 3, H, W)."""
+        vae, config = self.vae, self.vae.config
+        shift = getattr(config, "shift_factor", None)
+        samples = []
+        for i in range(latents.size(0)):  # one sample at a time, as the reference
+            z = latents[i : i + 1].to(vae.device, vae.dtype) * (1 / config.scaling_factor)
+            z = z + shift if shift else z
+            if self.is_video_model:
+                samples.append(vae.decode(z).sample)
+            else:
+                samples.append(vae.decode(z[:, :, 0]).sample)
+        return torch.cat(samples)
+
+    @staticmethod
+    def postprocess(x: torch.Tensor, output_type: str) -> NOVAPipelineOutput:
+        name = "images" if x.dim() == 4 else "frames"
+        if output_type in ("latent", "pt"):
+            return NOVAPipelineOutput(**{name: x})
+        pixels = (x.float() * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
+        pixels = pixels.movedim(1, -1).cpu().numpy()
+        if output_type == "np":
+            return NOVAPipelineOutput(**{name: pixels})
+        from PIL import Image
+
+        if name == "images":
+            return NOVAPipelineOutput(images=[Image.fromarray(p) for p in pixels])
+        return NOVAPipelineOutput(frames=[[Image.fromarray(f) for f in video] for video in pixels])
+
+    # ----------------------------------------------------------------- validation and state
+    def _fresh_scheduler(self, flow_shift):
+        """A scheduler for this call only, so nothing (flow_shift, step counters) outlives it."""
+        scheduler = type(self.scheduler).from_config(self.scheduler.config)
+        if flow_shift:
+            scheduler.set_shift(float(flow_shift))
+        return scheduler
+
+    def _check_call(self, num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
+                    guidance_trunc, guidance_renorm, image_guidance_scale, spatiotemporal_guidance_scale,
+                    flow_shift, motion_flow, num_images_per_prompt, output_type, image, latents):
+        def integer(name, value, low=1):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        integer("num_inference_steps", num_inference_steps)
+        integer("num_diffusion_steps", num_diffusion_steps)
+        integer("max_latent_length", max_latent_length)
+        integer("num_images_per_prompt", num_images_per_prompt)
+        numbers = [("guidance_scale", guidance_scale), ("guidance_trunc", guidance_trunc),
+                   ("guidance_renorm", guidance_renorm)]
+        if self.transformer.motion_embed is not None:
+            numbers.append(("motion_flow", motion_flow))
+        for name, value in numbers:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+                raise InputError(f"{name} must be a finite number, got {value!r}")
+        if guidance_trunc < 0 or guidance_renorm < 0:
+            raise InputError("guidance_trunc and guidance_renorm must be >= 0")
+        if image_guidance_scale or spatiotemporal_guidance_scale:
+            raise InputError("image_guidance_scale / spatiotemporal_guidance_scale (a third guidance pass)"
+                             " are not supported; leave them at 0")
+        if output_type not in OUTPUT_TYPES:
+            raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if flow_shift is not None:
+            if not hasattr(self.scheduler, "set_shift"):
+                raise InputError(f"flow_shift applies to flow-matching checkpoints; this one uses "
+                                 f"{type(self.scheduler).__name__}")
+            if not isinstance(flow_shift, (int, float)) or not flow_shift > 0:
+                raise InputError(f"flow_shift must be a number > 0, got {flow_shift!r}")
+        if max_latent_length > 1 and not self.is_video_model:
+            raise InputError("this is an image checkpoint (2D VAE): max_latent_length must be 1")
+        if image is not None and latents is not None:
+            raise InputError("pass either image or latents, not both")
+
+    def _image_array(self, image) -> np.ndarray:
+        if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
+            image = np.asarray(image.convert("RGB"))
+        if isinstance(image, torch.Tensor):
+            image = image.cpu().numpy()
+        if not isinstance(image, np.ndarray):
+            raise InputError(f"image must be a uint8 H x W x 3 array or a PIL image, got {type(image).__name__}")
+        if image.dtype != np.uint8:
+            raise InputError(f"image must have dtype uint8 (0..255), got {image.dtype}")
+        height, width = self.transformer.geometry.pixel_size
+        if image.shape != (height, width, 3):
+            raise InputError(f"image must be {height} x {width} x 3 (H x W x RGB) for this checkpoint, "
+                             f"got {' x '.join(map(str, image.shape))}; crop/resize it first")
+        return image
+
+    def _prefill(self, latents, batch: int, num_frames: int):
+        """Validate pre-filled latents -> (1 or B, C, K, h, w) float32, or None."""
+        if latents is None:
+            return None
+        geo = self.transformer.geometry
+        if isinstance(latents, (list, tuple)):
+            if not latents or any(not isinstance(x, torch.Tensor) or x.dim() != 4 for x in latents):
+                raise InputError("latents: a list must hold (B, C, h, w) tensors, one per frame")
+            try:
+                latents = torch.stack(list(latents), dim=2)
+            except RuntimeError as exc:
+                raise InputError(f"latents: the frames of the list differ in shape ({exc})") from None
+        if not isinstance(latents, torch.Tensor) or latents.dim() not in (4, 5):
+            raise InputError("latents must be a (B, C, K, h, w) or (B, C, h, w) tensor or a list of frames")
+        latents = latents.unsqueeze(2) if latents.dim() == 4 else latents
+        b, c, k, h, w = latents.shape
+        expected = f"(1 or {batch}, {geo.latent_channels}, K, {geo.latent_size[0]}, {geo.latent_size[1]})"
+        if c != geo.latent_channels or (h, w) != geo.latent_size or b not in (1, batch) or k < 1:
+            raise InputError(f"latents have shape {tuple(latents.shape)}, expected {expected}")
+        if k > num_frames:
+            raise InputError(f"latents pre-fill {k} frames but max_latent_length is {num_frames}")
+        return latents.float()
