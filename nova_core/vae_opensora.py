@@ -82,7 +82,9 @@ class ResnetBlock(nn.Module):
         self.conv1 = conv(in_channels, out_channels, 3, 1, 1)
         self.norm2 = nn.GroupNorm(groups, out_channels, eps=1e-6)
         self.conv2 = conv(out_channels, out_channels, 3, 1, 1)
-        self.conv_shortcut = conv(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.conv_shortcut = None
+        if in_channels != out_channels:
+            self.conv_shortcut = conv(in_channels, out_channels, 1)
         self.nonlinearity = get_activation(act_fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,6 +256,8 @@ class Encoder(nn.Module):
         self.conv_act = get_activation(act_fn)
         self.conv_norm_out = nn.GroupNorm(groups, block_channels[-1], eps=1e-6)
         self.conv_out = _conv_cls(is_3d[-1])(block_channels[-1], 2 * out_channels, 3, 1, 1)
+        # Input frames per latent frame (after the first): one halving per 3D downsampler.
+        self.temporal_ratio = 2 ** sum(is_3d[1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         num_frames = x.shape[2]
@@ -279,6 +283,8 @@ class Decoder(nn.Module):
         self.is_3d = _is_3d(block_types[0])
         block_channels = list(reversed(block_channels))
         num_blocks = len(block_channels)
+        # Output frames per latent frame (after the first): one doubling per temporal upsampler.
+        self.temporal_ratio = 2 ** max(num_blocks - 2, 0) if self.is_3d else 1
         self.up_blocks = nn.ModuleList()
         for i, out_ch in enumerate(block_channels):
             in_ch = block_channels[max(i - 1, 0)]
@@ -357,25 +363,21 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
         )
         # The 1x1 (quant) convs take the decoder's type, as in the official checkpoints.
         conv = _conv_cls(self.decoder.is_3d)
-        self.quant_conv = conv(2 * latent_channels, 2 * latent_channels, 1) if use_quant_conv else None
-        self.post_quant_conv = conv(latent_channels, latent_channels, 1) if use_post_quant_conv else None
-
-    @property
-    def is_temporal(self) -> bool:
-        """Whether images are handled as one-frame clips (3D decoder) rather than per frame."""
-        return self.decoder.is_3d
+        self.quant_conv = None
+        if use_quant_conv:
+            self.quant_conv = conv(2 * latent_channels, 2 * latent_channels, 1)
+        self.post_quant_conv = None
+        if use_post_quant_conv:
+            self.post_quant_conv = conv(latent_channels, latent_channels, 1)
 
     @property
     def temporal_compression_ratio(self) -> int:
         """Pixel frames per latent frame after the first (4 for the released checkpoint)."""
-        num_temporal = sum(
-            block.downsamplers[0].is_3d for block in self.encoder.down_blocks if block.downsamplers
-        )
-        return 2**num_temporal
+        return self.encoder.temporal_ratio
 
     def _encode_tiled(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output for a (B, 3, F, H, W) clip: 1 + (F - 1)//r latent frames for every F."""
-        num_frames, window, ratio = x.shape[2], ENCODE_WINDOW_FRAMES, self.temporal_compression_ratio
+        num_frames, window, ratio = x.shape[2], ENCODE_WINDOW_FRAMES, self.encoder.temporal_ratio
         if num_frames <= window or ratio == 1:
             return self.encoder(x)
         # Trailing frames that do not complete a latent frame are not encoded (as in one pass).
@@ -392,8 +394,8 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
 
     def _decode_tiled(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder output for (B, C, T, h, w) latents: 1 + r(T - 1) frames for every T."""
-        num_latents, window, ratio = z.shape[2], DECODE_WINDOW_LATENTS, self.temporal_compression_ratio
-        if num_latents <= window or not self.is_temporal:
+        num_latents, window, ratio = z.shape[2], DECODE_WINDOW_LATENTS, self.decoder.temporal_ratio
+        if num_latents <= window or ratio == 1:
             return self.decoder(z)
         starts = range(0, num_latents - window + 1, window - 1)
         tiles = [self.decoder(z[:, :, s : s + window]) for s in starts]
