@@ -13,7 +13,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("NOVA_REFERENCE", REPO.parent / "shared" / "reference"))
+
+
+def _find_reference() -> Path:
+    """$NOVA_REFERENCE, else shared/reference beside the checkout (or beside a parent), else /work/shared."""
+    if os.environ.get("NOVA_REFERENCE"):
+        return Path(os.environ["NOVA_REFERENCE"])
+    for parent in REPO.parents:
+        if (parent / "shared" / "reference").is_dir():
+            return parent / "shared" / "reference"
+    return Path("/work/shared/reference")
+
+
+REFERENCE = _find_reference()
 TINY_T2V = REFERENCE / "tiny-t2v"
 TINY_T2I = REFERENCE / "tiny-t2i"
 CASES = REFERENCE / "cases"
