@@ -46,14 +46,20 @@ def _require(folder: Path, component: str, files) -> None:
 
 
 def _load_model(cls, folder: Path, component: str, dtype):
+    from diffusers.utils import logging as diffusers_logging
+
     _require(folder, component, ("config.json",))
     _require(folder, component, WEIGHT_FILES)
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # e.g. "double_z was passed to AutoencoderKL": expected
     try:
         return cls.from_pretrained(str(folder / component), torch_dtype=dtype).eval()
     except CheckpointError:
         raise
     except Exception as exc:  # diffusers reports missing/mismatched weights in various types
         raise CheckpointError(f"{folder / component}: cannot load {cls.__name__}: {exc}") from exc
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
 
 
 def vae_dtype(config, dtype):

@@ -208,7 +208,7 @@ class NOVAPipeline:
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         pixels = self._image_array(image)
-        x = torch.as_tensor(pixels).to(self.vae.device, self.vae.dtype)
+        x = torch.from_numpy(np.array(pixels)).to(self.vae.device, self.vae.dtype)
         x = ((x - 127.5) / 127.5).permute(2, 0, 1).unsqueeze(0)
         moments = self.vae.encode(x).latent_dist.parameters
         z = DiagonalGaussianDistribution(moments.float()).sample(generator)

@@ -1,0 +1,1 @@
+"""The ``nova`` command: generate images and videos with NOVA from a shell."""

@@ -1,0 +1,104 @@
+"""The Typer app: global options, command registration, and the one place errors become exit codes.
+
+Command modules stay thin and import torch/diffusers lazily, so ``nova --help`` is instant. Each
+module in ``COMMAND_MODULES`` has ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from importlib import import_module
+
+import typer
+
+from .errors import CliError
+
+COMMAND_MODULES: tuple[str, ...] = ()
+
+app = typer.Typer(
+    name="nova",
+    help="NOVA: text-to-image, text-to-video, image-to-video and video extension from the shell.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool):
+    if value:
+        from nova_core import __version__
+
+        typer.echo(f"nova {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
+):
+    """NOVA from the shell. Exit codes: 0 success, 1 failure at run time, 2 bad usage, 130 interrupted."""
+
+
+_registered = False
+
+
+def _register_commands() -> None:
+    global _registered
+    if not _registered:
+        for name in COMMAND_MODULES:
+            import_module(f"{__package__}.{name}").register(app)
+        _registered = True
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"nova: error: {message}", file=sys.stderr)
+    return code
+
+
+def exit_code_for(exc: BaseException) -> tuple[str, int] | None:
+    """(one-line message, exit code) for the errors we expect; None for bugs."""
+    from nova_core.errors import InputError, NovaError  # light: no torch import
+
+    if isinstance(exc, CliError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, InputError):
+        return str(exc), 2
+    if isinstance(exc, NovaError):
+        return str(exc), 1
+    return None
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the app and return its exit code (what ``main`` exits with; tests call this)."""
+    import click
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("NOVA_DEBUG") == "1"
+    _register_commands()
+    try:
+        app(args=argv, prog_name="nova", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors from click/typer: exit 2
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _fail("interrupted", 130)
+    except Exception as exc:
+        known = exit_code_for(exc)
+        if debug or known is None:
+            traceback.print_exc()
+        if known is not None:
+            return _fail(*known)
+        return _fail(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else
+                     " (run with --debug for the traceback)"), 1)
+
+
+def main() -> None:
+    sys.exit(run())

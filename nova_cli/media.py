@@ -1,0 +1,86 @@
+"""Reading images and clips, and fitting them to a checkpoint's frame size and rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MediaError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not a file")
+    return path
+
+
+def read_image(path) -> np.ndarray:
+    """RGB uint8 (H, W, 3), EXIF rotation applied, alpha dropped."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = _existing(path)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise MediaError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+    """All frames as RGB uint8 (N, H, W, 3) and the clip's frame rate, through imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    path = _existing(path)
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader]
+    except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as exc:
+        raise MediaError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+    if not frames:
+        raise MediaError(f"{path}: the video has no frames")
+    fps = float(meta.get("fps") or 0) or 12.0
+    return np.stack(frames), fps
+
+
+def resample_fps(frames: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
+    """Nearest frames at ``target_fps`` (drops or repeats frames; keeps the first one)."""
+    if abs(fps - target_fps) < 1e-3:
+        return frames
+    count = max(1, int(np.floor((len(frames) - 1) * target_fps / fps)) + 1)
+    index = np.minimum(np.round(np.arange(count) * fps / target_fps).astype(int), len(frames) - 1)
+    return frames[index]
+
+
+def fit_to_size(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """Center-crop to the target aspect, then resize. (N, H, W, 3) or (H, W, 3) -> same at ``size``.
+
+    Returns the frames and a sentence saying what was done (None when nothing was needed).
+    """
+    from PIL import Image
+
+    single = frames.ndim == 3
+    frames = frames[None] if single else frames
+    height, width = frames.shape[1:3]
+    target_h, target_w = size
+    if (height, width) == (target_h, target_w):
+        return (frames[0] if single else frames), None
+    scale = max(target_h / height, target_w / width)
+    crop_h, crop_w = min(height, round(target_h / scale)), min(width, round(target_w / scale))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    out = np.stack([
+        np.asarray(Image.fromarray(f[top : top + crop_h, left : left + crop_w]).resize(
+            (target_w, target_h), Image.Resampling.LANCZOS))
+        for f in frames
+    ])
+    note = f"center-cropped {width}x{height} to {crop_w}x{crop_h} and resized to {target_w}x{target_h}"
+    return (out[0] if single else out), note
