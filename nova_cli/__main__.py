@@ -1,0 +1,5 @@
+"""``python -m nova_cli`` = ``nova``."""
+
+from .app import main
+
+main()
