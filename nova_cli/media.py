@@ -84,3 +84,14 @@ def fit_to_size(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, 
     ])
     note = f"center-cropped {width}x{height} to {crop_w}x{crop_h} and resized to {target_w}x{target_h}"
     return (out[0] if single else out), note
+
+
+def measure_motion_flow(frames: np.ndarray, fps: float, size: tuple[int, int]) -> float:
+    """A clip's motion flow as NOVA's training data was measured: at 12 fps and the model's size.
+
+    The one definition used by ``nova flow``, ``nova extend --flow auto`` and ``nova prepare``.
+    """
+    from nova_core.motion_flow import TRAINING_FPS, clip_flow
+
+    frames, _ = fit_to_size(resample_fps(frames, fps, TRAINING_FPS), size)
+    return clip_flow(frames)
