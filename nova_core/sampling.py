@@ -18,6 +18,7 @@ noise is always drawn in float32, so every dtype sees the same random numbers.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,9 +181,9 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
                 noise = sampling_fast.NoiseStream(generator, 1 + sum(tensor_scheduler.draws_noise),
                                                   (batch, geo.latent_channels, *geo.latent_size), device,
                                                   geo.patch_size)
-            with timer("spatial+head"):
+            with timer("spatial+head") if graphs is not None else nullcontext():
                 x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
-                                                    guidance, progress, t, graphs)
+                                                    guidance, progress, t, graphs, timer)
         frames.append(x)
         progress.frame(t + 1)
     progress.close()

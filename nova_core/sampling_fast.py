@@ -28,6 +28,7 @@ import torch
 from .patches import patchify, unpatchify
 from .sampling import Guidance, draw
 from .schedulers import TensorScheduler
+from .timing import NullTimer
 
 
 @dataclass
@@ -97,14 +98,22 @@ class NoiseStream:
         return tokens.view(self.count, b, *tokens.shape[1:])
 
 
-def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, x, c, pos, noises):
+def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, x, c, pos, noises,
+                 timer=NullTimer()):
     """One set-by-set step on the token canvas x (B, N, ppC, float32): encode, denoise, write."""
     dtype, batch = c.dtype, x.size(0)
-    tokens = model.image_encoder.patch_embed.embed_patches(x.to(dtype))
-    hidden = plan.hidden[i]
-    tokens = tokens * (1 - hidden) + model.mask_embed.mask_token * hidden
-    z = model.image_encoder(guidance.expand(tokens), c, plan.known[i], pos)
-    ids = plan.current[i]
+    with timer("spatial"):
+        tokens = model.image_encoder.patch_embed.embed_patches(x.to(dtype))
+        hidden = plan.hidden[i]
+        tokens = tokens * (1 - hidden) + model.mask_embed.mask_token * hidden
+        z = model.image_encoder(guidance.expand(tokens), c, plan.known[i], pos)
+    with timer("head"):
+        return x + _denoise_set(model, plan, sched, guidance, z, plan.current[i], noises, batch) * plan.keep[i]
+
+
+def _denoise_set(model, plan, sched, guidance, z, ids, noises, batch):
+    """The diffusion loop of one set on the token canvas; returns the final canvas (B, N, ppC)."""
+    dtype = z.dtype
     z_sel = z.gather(1, ids.expand(-1, -1, z.size(-1)))
     xs, drawn = noises[0], 1
     for j, cfg in enumerate(plan.cfg):
@@ -118,7 +127,7 @@ def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Gu
         if sched.draws_noise[j]:
             noise, drawn = noises[drawn], drawn + 1
         xs = sched.step(j, xs, out, noise)
-    return x + xs * plan.keep[i]
+    return xs
 
 
 class GraphedSteps:
@@ -153,15 +162,16 @@ class GraphedSteps:
 
 
 def sample_frame_fast(model, plan, sched, c, pos, noise_stream, guidance, progress, frame_index=0,
-                      graphs=None):
+                      graphs=None, timer=NullTimer()):
     geo = model.geometry
     p = geo.patch_size
     grid = (geo.latent_size[0] // p, geo.latent_size[1] // p)
     batch = plan.hidden[0].size(0) if plan.hidden else 1
     x = torch.zeros(batch, grid[0] * grid[1], p * p * geo.latent_channels, device=c.device)
 
-    def run(i, x, c, noises):
-        return spatial_step(model, i, plan, sched, guidance, x, c, pos, noises)
+    def run(i, x, c, noises):  # timers record events, which a CUDA graph capture cannot contain
+        return spatial_step(model, i, plan, sched, guidance, x, c, pos, noises,
+                            timer if graphs is None else NullTimer())
 
     if graphs is not None and graphs.get("runner") is None:
         graphs["runner"] = GraphedSteps(run, x, c, torch.empty(noise_stream.count, batch, *x.shape[1:],
