@@ -15,7 +15,7 @@ import typer
 
 from .errors import CliError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("prepare", "train")
 
 app = typer.Typer(
     name="nova",
