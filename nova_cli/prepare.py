@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from .errors import CliError, MediaError, UsageError
+from .errors import CliError, Interrupted, MediaError, UsageError
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 TARGET_FPS = 12  # the video checkpoint's frame rate (its fps token always says 12)
@@ -177,8 +177,8 @@ def prepare(
                 bars.advance(task)
     except KeyboardInterrupt:
         writer.flush()
-        console.print(f"interrupted: {len(writer.items)} items are cached in {output}; run the same command to continue")
-        raise typer.Exit(130) from None
+        raise Interrupted(f"interrupted: {len(writer.items)} items are cached in {output}; "
+                          f"run the same command to continue") from None
     writer.flush()
     for skipped in writer.skipped:
         console.print(f"skipped {skipped['source']}: {skipped['reason']}", markup=False, highlight=False)

@@ -72,8 +72,9 @@ def train(
         trainer = Trainer(settings, display)
         folder = trainer.run()
     except TrainingInterrupted as exc:
-        display.message(f"nova: {exc}")
-        raise typer.Exit(130) from None
+        from .errors import Interrupted
+
+        raise Interrupted(str(exc)) from None
     finally:
         distributed.teardown()
     if trainer.procs.is_main and folder is not None:
