@@ -222,12 +222,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.transformer.named_parameters())
         self.step += 1
-        first, rest = distributed.all_sum(sums, procs)
-        metrics = {"loss_t2i": first / count_first, "lr": lr}
-        if count_rest:
-            metrics["loss_i2i"] = rest / count_rest
-        metrics["loss"] = metrics["loss_t2i"] + metrics.get("loss_i2i", 0.0)
-        return metrics
+        return dict(_losses(distributed.all_sum(sums, procs), count_first, count_rest), lr=lr)
 
     @torch.no_grad()
     def evaluate(self, step: int = 0) -> dict:
@@ -243,12 +238,7 @@ class Trainer:
         with self._autocast():
             objective = distributed.unwrap(self.model)
             first, rest = objective(**batch.to(procs.device), text_hidden=hidden, text_lengths=lengths)
-        first, rest = distributed.all_sum([first.item(), rest.item()], procs)
-        metrics = {"loss_t2i": first / count_first}
-        if count_rest:
-            metrics["loss_i2i"] = rest / count_rest
-        metrics["loss"] = metrics["loss_t2i"] + metrics.get("loss_i2i", 0.0)
-        return metrics
+        return _losses(distributed.all_sum([first.item(), rest.item()], procs), count_first, count_rest)
 
     def _autocast(self):
         if self._bf16:
@@ -330,6 +320,16 @@ class Trainer:
         distributed.barrier(self.procs)
         self.components = folder  # later saves link from here (the source may be a Hub cache)
         return folder
+
+
+def _losses(sums, count_first: int, count_rest: int) -> dict:
+    """Mean loss over the hidden tokens of frame 0 (t2i) and of later frames (i2i); their sum is
+    the loss (frame 0 weighs as much as all later frames together, as in the reference)."""
+    metrics = {"loss_t2i": sums[0] / count_first}
+    if count_rest:
+        metrics["loss_i2i"] = sums[1] / count_rest
+    metrics["loss"] = metrics["loss_t2i"] + metrics.get("loss_i2i", 0.0)
+    return metrics
 
 
 class _StopRequest:

@@ -113,6 +113,9 @@ def test_image_checkpoint_trains_on_cached_text_and_refuses_video_latents(t2i_ca
     assert trainer.captions.text_encoder is None  # cached Phi rows: no text encoder loaded
     assert trainer.transformer.geometry.head.depth == 1
     assert set(trainer.train_step()) == {"loss", "loss_t2i", "lr"}
+    with pytest.raises(ConfigError, match="unknown transformer setting.s. depth"):
+        Trainer(train_config(t2i_cache, tmp_path / "x", TINY_T2I, **{"model.scratch": True,
+                                                                    "model.transformer": {"depth": 3}}))
     with pytest.raises(CacheError, match="vae 'AutoencoderKLOpenSora'; this checkpoint has 'AutoencoderKL'"):
         Trainer(train_config(t2v_cache, tmp_path / "bad", TINY_T2I))
 
