@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .masking import FrameMasks, draw_masks, spatial_inputs
+from .masking import draw_masks, draw_num_known, spatial_inputs
 
 LATENT, CAPTION, MASK, NOISE, TIMESTEP = range(5)  # purposes of the per-sample generators
 
@@ -94,16 +94,18 @@ class BatchMaker:
         self.scaling = float(cache.header["checkpoint"]["scaling_factor"])
         self.shift = cache.header["checkpoint"].get("shift_factor") or 0.0
 
-    def masks(self, step: int, position: int, num_frames: int) -> FrameMasks:
+    def masks(self, step: int, position: int, num_frames: int, counts_only: bool = False):
         s = self.settings
-        return draw_masks(generator(self.seed, step, position, MASK), num_frames, s.num_tokens,
-                          *s.mask_ratio, s.mask_std)
+        draw = draw_num_known if counts_only else draw_masks
+        return draw(generator(self.seed, step, position, MASK), num_frames, s.num_tokens, *s.mask_ratio, s.mask_std)
 
     def hidden_counts(self, step: int, items: list[int]) -> tuple[int, int]:
-        """Hidden tokens of frame 0 and of later frames over a whole global batch (x loss_repeat)."""
+        """Hidden tokens of frame 0 and of later frames over a whole global batch (x loss_repeat).
+        Every process computes it for all samples (cheap: only the mask ratios are drawn)."""
         first = rest = 0
         for position, index in enumerate(items):
-            masked = self.masks(step, position, self.cache.items[index]["latent_frames"]).num_masked
+            known = self.masks(step, position, self.cache.items[index]["latent_frames"], counts_only=True)
+            masked = self.settings.num_tokens - known
             first, rest = first + int(masked[0]), rest + int(masked[1:].sum())
         return first * self.settings.loss_repeat, rest * self.settings.loss_repeat
 

@@ -35,11 +35,16 @@ class FrameMasks:
         return self.order.size(1) - self.num_known
 
 
+def draw_num_known(generator, num_frames: int, num_tokens: int, low=0.7, high=1.0, std=0.25) -> torch.Tensor:
+    """Visible tokens per frame: the first draw of :func:`draw_masks`, cheap without the orders."""
+    ratios = truncated_normal(generator, num_frames, low, high, std)
+    return torch.round((1 - ratios) * num_tokens).long()
+
+
 def draw_masks(generator, num_frames: int, num_tokens: int, low=0.7, high=1.0, std=0.25) -> FrameMasks:
     """One ratio and one order per frame, all from ``generator``."""
-    ratios = truncated_normal(generator, num_frames, low, high, std)
+    num_known = draw_num_known(generator, num_frames, num_tokens, low, high, std)
     order = torch.rand(num_frames, num_tokens, generator=generator).argsort(dim=1)
-    num_known = torch.round((1 - ratios) * num_tokens).long()
     return FrameMasks(order, num_known)
 
 

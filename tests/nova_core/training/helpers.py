@@ -7,7 +7,7 @@ import torch
 from nova_core.training.cache import CacheWriter
 from nova_core.training.config import load_config
 from nova_core.training.encode import checkpoint_geometry, checkpoint_header
-from tests.conftest import TINY_T2I, TINY_T2V
+from tests.conftest import TINY_T2V
 
 CAPTIONS = ["a red car on a mountain road", "fireworks over the city", "a dog running on the beach",
             "green hills under a blue sky"]

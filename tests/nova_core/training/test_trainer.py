@@ -13,7 +13,7 @@ from nova_core.training.cache import CacheError
 from nova_core.training.config import ConfigError
 from nova_core.training.display import NullDisplay
 from nova_core.training.trainer import Trainer, TrainingInterrupted
-from tests.conftest import TINY_T2I, TINY_T2V
+from tests.conftest import TINY_T2I
 from tests.nova_core.training.helpers import make_cache, train_config
 
 
