@@ -103,3 +103,36 @@ def test_only_hidden_tokens_carry_loss_and_checkpointing_changes_nothing(t2v_cac
     with torch.no_grad():
         nothing_hidden = trainer.model(**dict(inputs, mask=torch.zeros_like(inputs["mask"])))
     assert [v.item() for v in nothing_hidden] == [0.0, 0.0]
+
+
+def test_teacher_forced_conditions_equal_the_kv_cached_generation_path():
+    """The training form of the temporal encoder (one block-causal pass, here with gradient
+    checkpointing on) gives each frame the condition the frame-by-frame cached loop gives it."""
+    model = NOVATransformer3DModel.from_pretrained(str(TINY_T2V / "transformer")).eval()
+    model.video_encoder.gradient_checkpointing = True
+    g = torch.Generator().manual_seed(0)
+    prefix, latents = torch.randn(2, 18, 64, generator=g), torch.randn(2, 4, 3, 8, 12, generator=g)
+    trained = model.temporal_conditions(prefix, latents.requires_grad_())
+    assert trained.requires_grad
+    with torch.no_grad():
+        cache = model.video_encoder.new_cache(2, 18 + 3 * 6, device="cpu", dtype=torch.float32)
+        time_embed, space = model.video_pos_embed.time_embedding(3), model.video_pos_embed.space_embedding()
+        anchor = None
+        for t in range(3):
+            tokens = model.frame_tokens(latents[:, :, t - 1] if t else None, 2, time_embed, t, space)
+            h = model.video_encoder(tokens, prefix if t == 0 else None, cache)
+            anchor = h if t == 0 else anchor
+            cached = h if t == 0 else model.video_encoder.mixer(anchor, h)
+            assert torch.allclose(trained[:, t], cached, atol=1e-5)
+
+
+def test_motion_flow_conditions_the_loss(t2v_cache, tmp_path):
+    trainer = Trainer(train_config(t2v_cache, tmp_path / "run"))
+    batch = trainer.maker.make(0, trainer.plan.batch(0), [0, 1, 2, 3])
+    hidden, lengths = trainer.captions(batch, "cpu")
+    inputs = dict(batch.to("cpu"), text_hidden=hidden, text_lengths=lengths)
+    with torch.no_grad():
+        base = trainer.model(**inputs)
+        moved = trainer.model(**dict(inputs, motion_flow=inputs["motion_flow"] + 5))
+        no_text = trainer.model(**dict(inputs, text_lengths=torch.zeros_like(lengths)))
+    assert base[0] != moved[0] and base[0] != no_text[0]
