@@ -147,6 +147,8 @@ def prepare(
     every = parse_stride(stride)
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: is a file; the cache needs a folder")
     if source.is_dir():
         entries = list_folder(source, output.resolve())
     elif source.is_file() and source.suffix.lower() == ".jsonl":

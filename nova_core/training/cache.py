@@ -33,11 +33,15 @@ class CacheError(NovaError):
     """A cache folder is missing, unreadable, or does not fit the checkpoint being trained."""
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON next to ``path`` and rename it into place (never a half-written file)."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write next to ``path`` and rename into place: readers never see a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_index(folder: Path) -> dict:

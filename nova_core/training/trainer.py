@@ -22,7 +22,7 @@ import torch
 
 from .. import hub, loading
 from . import checkpoint, distributed
-from .cache import CacheError, TrainingCache
+from .cache import CacheError, TrainingCache, write_atomic
 from .config import ConfigError, TrainConfig
 from .data import BatchMaker, BatchPlan, CaptionEncoder, SampleSettings
 from .display import NullDisplay
@@ -49,6 +49,8 @@ class Trainer:
             raise ConfigError(f"train.batch_size ({t.batch_size}) must be a multiple of processes x "
                               f"grad_accum ({procs.world_size} x {t.grad_accum})")
         self.output = Path(t.output_dir)
+        if self.output.exists() and not self.output.is_dir():
+            raise ConfigError(f"train.output_dir {self.output} is a file, not a folder")
         self.cache = TrainingCache(config.data.cache)
         self.resume_from = checkpoint.latest(self.output)
         if self.resume_from:  # it holds every component: the source is not needed again
@@ -250,7 +252,7 @@ class Trainer:
         t, log = self.cfg.train, self.cfg.log
         if self.procs.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
-            (self.output / "config.toml").write_text(self.cfg.to_toml())
+            write_atomic(self.output / "config.toml", self.cfg.to_toml())
             if self.resume_from:
                 self.display.message(f"resuming {self.resume_from} (step {self.step})")
         last = self.resume_from
@@ -379,4 +381,4 @@ def _truncate_log(path: Path, step: int) -> None:
     if path.is_file():
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         kept = [line for line in lines if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        write_atomic(path, "".join(line + "\n" for line in kept))
