@@ -51,33 +51,39 @@ class PlainDisplay(NullDisplay):
 
 
 class RichDisplay(NullDisplay):
-    """A live bar: steps done, the latest logged metrics, elapsed and remaining time."""
+    """A live bar (steps, elapsed, remaining) with the latest logged metrics on the line below."""
 
     def __init__(self, console=None):
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.progress import TimeRemainingColumn
+        from rich.text import Text
 
-        if console is None:
-            from rich.console import Console
+        class Bars(Progress):
+            metrics = ""
 
-            console = Console(stderr=True)
-        self._bars = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                              console=console)
+            def get_renderables(self):
+                yield self.make_tasks_table(self.tasks)
+                if self.metrics:
+                    yield Text(self.metrics)
+
+        self._bars = Bars(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TimeRemainingColumn(), console=console or Console(stderr=True, soft_wrap=True))
         self._task = None
 
     def start(self, total, done):
         self._bars.start()
-        self._task = self._bars.add_task("train", total=total, completed=done, metrics="")
+        self._task = self._bars.add_task("train", total=total, completed=done)
 
     def advance(self, step):
         self._bars.update(self._task, completed=step)
 
     def log(self, metrics):
-        self._bars.update(self._task, completed=metrics["step"], metrics=describe(metrics))
+        self._bars.metrics = f"step {metrics['step']}  {describe(metrics)}"
+        self._bars.update(self._task, completed=metrics["step"])
 
     def message(self, text):
-        self._bars.console.print(text)
+        self._bars.console.print(text, markup=False, highlight=False)
 
     def close(self):
         self._bars.stop()

@@ -274,6 +274,7 @@ class Trainer:
                     stopping = distributed.any_process(stop.requested, self.procs)
                     if self.step % log.save_every == 0 or self.step == t.steps or stopping:
                         last = self.save()
+                        tick = time.perf_counter()  # throughput counts training, not saving
                     if stopping:
                         raise TrainingInterrupted(self.step, last)
         finally:
