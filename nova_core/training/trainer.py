@@ -260,34 +260,34 @@ class Trainer:
             self.display.message(f"{self.output} is already at step {self.step} of {t.steps}: nothing to do")
             return last
         window, started = [], time.perf_counter()
-        tick = started
         self.display.start(t.steps, self.step)
         try:
             with _StopRequest() as stop:
                 while self.step < t.steps:
-                    window.append(self.train_step())
+                    tick = time.perf_counter()
+                    window.append(dict(self.train_step(), seconds=time.perf_counter() - tick))
                     self.display.advance(self.step)
                     if self.step % log.every == 0 or self.step == t.steps:
-                        now = time.perf_counter()
-                        self._log(window, now - tick, now - started)
-                        window, tick = [], now
+                        self._log(window, time.perf_counter() - started)
+                        window = []
                     stopping = distributed.any_process(stop.requested, self.procs)
                     if self.step % log.save_every == 0 or self.step == t.steps or stopping:
                         last = self.save()
-                        tick = time.perf_counter()  # throughput counts training, not saving
                     if stopping:
                         raise TrainingInterrupted(self.step, last)
         finally:
             self.display.close()
         return last
 
-    def _log(self, window: list[dict], seconds: float, elapsed: float) -> None:
+    def _log(self, window: list[dict], elapsed: float) -> None:
+        """Means over the steps since the last line; throughput counts training time only."""
         metrics = {"step": self.step, "epoch": self.plan.epoch_of(self.step - 1)}
         for key in ("loss", "loss_t2i", "loss_i2i"):
             values = [m[key] for m in window if key in m]
             if values:
                 metrics[key] = float(np.mean(values))
         metrics["lr"] = window[-1]["lr"]
+        seconds = sum(m["seconds"] for m in window)
         metrics["samples_per_s"] = len(window) * self.cfg.train.batch_size / max(seconds, 1e-9)
         metrics["elapsed_s"] = round(elapsed, 3)
         if self.procs.is_main:
