@@ -139,8 +139,9 @@ class TrainConfig:
                                   f"got {getattr(getattr(self, section), name)!r}")
         if t.batch_size % t.grad_accum:
             raise ConfigError(f"train.batch_size ({t.batch_size}) must be a multiple of train.grad_accum ({t.grad_accum})")
-        if len(t.mask_ratio) != 2 or not 0 <= t.mask_ratio[0] <= t.mask_ratio[1] <= 1:
-            raise ConfigError(f"train.mask_ratio must be [low, high] with 0 <= low <= high <= 1, got {t.mask_ratio}")
+        if len(t.mask_ratio) != 2 or not 0 <= t.mask_ratio[0] <= t.mask_ratio[1] <= 1 or not t.mask_ratio[1] > 0:
+            raise ConfigError(f"train.mask_ratio must be [low, high] with 0 <= low <= high <= 1 and high > 0, "
+                              f"got {t.mask_ratio}")
         if not t.mask_std > 0:
             raise ConfigError("train.mask_std must be > 0")
         if not 0 <= self.data.caption_dropout < 1:

@@ -213,7 +213,7 @@ class Trainer:
             hidden, lengths = self.captions(batch, procs.device)
             with distributed.gradient_sync(self.model, m == t.grad_accum - 1), self._autocast():
                 first, rest = self.model(**batch.to(procs.device), text_hidden=hidden, text_lengths=lengths)
-                loss = first / count_first + (rest / count_rest if count_rest else 0)
+                loss = _mean(first, count_first) + _mean(rest, count_rest)
                 (loss * procs.world_size).backward()
             sums[0], sums[1] = sums[0] + first.item(), sums[1] + rest.item()
         if t.max_grad_norm:
@@ -328,11 +328,16 @@ class Trainer:
 def _losses(sums, count_first: int, count_rest: int) -> dict:
     """Mean loss over the hidden tokens of frame 0 (t2i) and of later frames (i2i); their sum is
     the loss (frame 0 weighs as much as all later frames together, as in the reference)."""
-    metrics = {"loss_t2i": sums[0] / count_first}
+    metrics = {"loss_t2i": _mean(sums[0], count_first)}
     if count_rest:
-        metrics["loss_i2i"] = sums[1] / count_rest
+        metrics["loss_i2i"] = _mean(sums[1], count_rest)
     metrics["loss"] = metrics["loss_t2i"] + metrics.get("loss_i2i", 0.0)
     return metrics
+
+
+def _mean(total, count: int):
+    """total / count; 0 when no token is hidden (possible only with tiny frames and low ratios)."""
+    return total / count if count else total * 0
 
 
 class _StopRequest:
