@@ -15,7 +15,7 @@ import typer
 
 from .errors import CliError
 
-COMMAND_MODULES: tuple[str, ...] = ("bench",)
+COMMAND_MODULES: tuple[str, ...] = ("bench", "prepare", "train")
 
 app = typer.Typer(
     name="nova",

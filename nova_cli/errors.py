@@ -17,3 +17,9 @@ class UsageError(CliError):
 
 class MediaError(CliError):
     """An input image or clip is missing, unreadable or unusable."""
+
+
+class Interrupted(CliError):
+    """Stopped by Ctrl-C after saving what was finished; the message says how to continue."""
+
+    exit_code = 130

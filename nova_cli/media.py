@@ -36,19 +36,34 @@ def read_image(path) -> np.ndarray:
 
 def read_video(path) -> tuple[np.ndarray, float]:
     """All frames as RGB uint8 (N, H, W, 3) and the clip's frame rate, through imageio-ffmpeg."""
+    return read_video_head(path, None)
+
+
+def read_video_head(path, max_frames) -> tuple[np.ndarray, float]:
+    """Like :func:`read_video`, but stops after ``max_frames`` frames, so a long file is never
+    decoded whole. ``max_frames`` may be a function of the clip's frame rate; None reads all."""
     import imageio_ffmpeg
 
     path = _existing(path)
+    reader = None
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         meta = next(reader)
         width, height = meta["size"]
-        frames = [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader]
+        fps = float(meta.get("fps") or 0) or 12.0
+        limit = max_frames(fps) if callable(max_frames) else max_frames
+        frames = []
+        for f in reader:
+            frames.append(np.frombuffer(f, np.uint8).reshape(height, width, 3))
+            if limit is not None and len(frames) >= limit:
+                break
     except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as exc:
         raise MediaError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+    finally:
+        if reader is not None:
+            reader.close()  # stops ffmpeg when we leave early
     if not frames:
         raise MediaError(f"{path}: the video has no frames")
-    fps = float(meta.get("fps") or 0) or 12.0
     return np.stack(frames), fps
 
 

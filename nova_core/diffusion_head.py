@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import MLP
+from .layers import MLP, run_blocks
 from .patches import PatchEmbed
 
 
@@ -47,8 +47,9 @@ class TimeCondEmbed(nn.Module):
         self.condition_proj = MLP(cond_dim, dim, dim, act=nn.SiLU)
 
     def forward(self, timestep, z):
+        """timestep: (B,) one per row, or (B, N) one per token (training noises tokens independently)."""
         t = self.timestep_proj(timestep_embedding(timestep).to(z.dtype))
-        return self.condition_proj(z) + t.unsqueeze(1)
+        return self.condition_proj(z) + (t if timestep.dim() == 2 else t.unsqueeze(1))
 
 
 class DiffusionBlock(nn.Module):
@@ -71,9 +72,11 @@ class DiffusionHead(nn.Module):
         self.blocks = nn.ModuleList(DiffusionBlock(dim) for _ in range(depth))
         self.norm = AdaLayerNorm(dim, num_stats=2)
         self.head = nn.Linear(dim, patch_size**2 * channels)
+        self.gradient_checkpointing = False  # training opt-in, see layers.run_blocks
 
     def forward(self, x, timestep, z, ids=None) -> torch.Tensor:
-        """x: noisy canvas (B, C, h, w); timestep: (B,); z: (B, N, D); ids: (B, k, 1) tokens to predict.
+        """x: noisy canvas (B, C, h, w); timestep: (B,) or (B, N) per token (only without ``ids``);
+        z: (B, N, D); ids: (B, k, 1) tokens to predict.
 
         Returns (B, N, p*p*C): predictions at ``ids``, the noisy input patches elsewhere.
         """
@@ -96,6 +99,5 @@ class DiffusionHead(nn.Module):
 
     def denoise_tokens(self, tokens, timestep, z) -> torch.Tensor:
         cond = self.time_cond_embed(timestep, z)
-        for blk in self.blocks:
-            tokens = blk(tokens, cond)
+        tokens = run_blocks(self.blocks, tokens, cond, checkpointing=self.gradient_checkpointing)
         return self.head(self.norm(tokens, cond)[0])

@@ -5,6 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def run_blocks(blocks, h, *args, checkpointing: bool = False):
+    """Apply ``blocks`` in turn. With ``checkpointing`` (a training opt-in) and autograd on, each
+    block's activations are recomputed in the backward pass instead of stored: less memory,
+    one extra forward. Sampling runs without autograd, so it never takes that path."""
+    for blk in blocks:
+        if checkpointing and torch.is_grad_enabled():
+            h = checkpoint(blk, h, *args, use_reentrant=False)
+        else:
+            h = blk(h, *args)
+    return h
 
 
 class MLP(nn.Module):

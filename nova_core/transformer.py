@@ -15,7 +15,7 @@ from torch import nn
 from .config import geometry
 from .diffusion_head import DiffusionHead
 from .embeddings import MaskEmbed, MotionEmbed, TextEmbed, VideoPosEmbed, space_embedding
-from .layers import Block, KVCache
+from .layers import Block, KVCache, run_blocks
 from .patches import PatchEmbed
 
 
@@ -54,6 +54,7 @@ class TemporalEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.mixer = ScaleShift(dim, mixer_rank) if mixer_rank is not None else None
         self.heads = heads
+        self.gradient_checkpointing = False  # training opt-in, see layers.run_blocks
 
     def new_cache(self, batch: int, capacity: int, *, device, dtype) -> KVCache:
         dim = self.norm.normalized_shape[0]
@@ -67,9 +68,11 @@ class TemporalEncoder(nn.Module):
         Without one, ``attn_mask`` gives the block-causal pattern of a whole video (training).
         """
         h = x if prefix is None else torch.cat([prefix, x], dim=1)
-        for i, blk in enumerate(self.blocks):
-            h = blk(h, cache.layer(i) if cache is not None else None, attn_mask)
-        if cache is not None:
+        if cache is None:
+            h = run_blocks(self.blocks, h, None, attn_mask, checkpointing=self.gradient_checkpointing)
+        else:
+            for i, blk in enumerate(self.blocks):
+                h = blk(h, cache.layer(i), attn_mask)
             cache.commit(h.size(1))
         return self.norm(h[:, h.size(1) - x.size(1) :])
 
@@ -86,26 +89,38 @@ class SpatialEncoder(nn.Module):
         self.patch_embed = PatchEmbed(channels, dim, patch_size)
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
+        self.gradient_checkpointing = False  # training opt-in, see layers.run_blocks
 
-    def forward(self, tokens, c, known_ids=None, pos=None) -> torch.Tensor:
-        """tokens: (B, N, D) embedded, unrevealed ones already masked; known_ids: (B, k, 1)."""
+    def forward(self, tokens, c, known_ids=None, pos=None, known_lengths=None) -> torch.Tensor:
+        """tokens: (B, N, D) embedded, unrevealed ones already masked; known_ids: (B, k, 1).
+
+        ``known_lengths`` (B,) lets rows reveal different numbers of tokens (training draws a
+        mask ratio per row): only the first ``known_lengths[b]`` ids of row b are real, the
+        rest are padding that no token attends to and that is not written back.
+        """
         x = tokens + pos if pos is not None else tokens
-        split, rest = len(self.blocks) // 2, self.blocks
+        split, rest, ckpt = len(self.blocks) // 2, self.blocks, self.gradient_checkpointing
         if split and known_ids is not None:
             ids = known_ids.expand(-1, -1, x.size(-1))
-            h = torch.cat([c, x.gather(1, ids)], dim=1)
-            for blk in self.blocks[:split]:
-                h = blk(h)
+            h, mask, real = torch.cat([c, x.gather(1, ids)], dim=1), None, None
+            if known_lengths is not None:
+                slots = torch.arange(ids.size(1), device=x.device)
+                real = (slots.unsqueeze(0) < known_lengths.to(x.device).unsqueeze(1)).unsqueeze(-1)
+                keys = torch.cat([real.new_ones(real.size(0), c.size(1), 1), real], dim=1)
+                mask = keys.view(keys.size(0), 1, 1, -1)  # (B, 1, 1, L): True = may be attended
+            h = run_blocks(self.blocks[:split], h, None, mask, checkpointing=ckpt)
             c, seen = h.split([c.size(1), ids.size(1)], dim=1)
+            if real is not None:
+                seen = torch.where(real, seen, x.gather(1, ids))
             x, rest = x.scatter(1, ids, seen), self.blocks[split:]
-        h = torch.cat([c, x], dim=1)
-        for blk in rest:
-            h = blk(h)
+        h = run_blocks(rest, torch.cat([c, x], dim=1), checkpointing=ckpt)
         return self.norm(h[:, c.size(1) :])
 
 
 class NOVATransformer3DModel(ModelMixin, ConfigMixin):
     """The NOVA transformer. Sampling lives in :mod:`nova_core.sampling`; this holds the weights."""
+
+    _supports_gradient_checkpointing = True  # diffusers' enable_gradient_checkpointing() works
 
     @register_to_config
     def __init__(
