@@ -15,7 +15,9 @@ import typer
 
 from .errors import CliError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "commands.generate", "commands.batch", "commands.presets", "commands.hub", "commands.flow",
+)
 
 app = typer.Typer(
     name="nova",
@@ -37,11 +39,13 @@ def _version(value: bool):
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
 ):
     """NOVA from the shell. Exit codes: 0 success, 1 failure at run time, 2 bad usage, 130 interrupted."""
+    ctx.obj = {"debug": debug or os.environ.get("NOVA_DEBUG") == "1"}
 
 
 _registered = False
