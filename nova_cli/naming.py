@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def plan_outputs(command: str, out: str | None, stems: list[str], *, unique: boo
         if unique and not overwrite:
             paths = _free_names(paths)
     check_writable(paths[0].parent)
-    return paths
+    return [p.absolute() for p in paths]
 
 
 def _free_names(paths: list[Path]) -> list[Path]:
@@ -97,12 +98,17 @@ def _free_names(paths: list[Path]) -> list[Path]:
 def check_writable(folder: Path) -> None:
     """Fail before any heavy work if the folder cannot be created or written to.
 
-    The folder itself is created only when an output is written.
+    Probes the nearest existing folder with an unnamed temporary file (nothing is left behind,
+    and unlike ``os.access`` it also tells the truth for root and read-only mounts). The output
+    folder itself is created only when an output is written.
     """
     probe = folder.absolute()
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise CliError(f"output folder {folder} cannot be created: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CliError(f"output folder {folder} is not writable (no write permission on {probe})")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise CliError(f"output folder {folder} is not writable ({probe}: {exc.strerror or exc})") from None

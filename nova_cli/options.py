@@ -16,18 +16,30 @@ OUTPUT = "Output"
 SAMPLING = "Sampling"
 MODEL = "Model and device"
 
+def _preset_names(incomplete: str) -> list[str]:
+    from .presets import PresetBook
+
+    return [name for name in PresetBook.default().names() if name.startswith(incomplete)]
+
+
+def _dtypes(incomplete: str) -> list[str]:
+    from .settings import DTYPES
+
+    return [name for name in DTYPES if name.startswith(incomplete)]
+
+
 Model = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Hub repo id, local checkpoint folder, or preset name.", rich_help_panel=MODEL)]
 Preset = Annotated[Optional[list[str]], typer.Option(
     "--preset", "-p", help="Preset(s) over the command's default; repeat or comma-separate, later wins. "
-    "See `nova presets`.", rich_help_panel=MODEL)]
+    "See `nova presets`.", rich_help_panel=MODEL, autocompletion=_preset_names)]
 Revision = Annotated[Optional[str], typer.Option(
     help="Hub revision (branch, tag or commit hash) of --model.", rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option(
     help="auto, cpu, cuda, cuda:N or mps (auto: this machine's GPU, else the CPU).", rich_help_panel=MODEL)]
 Dtype = Annotated[Optional[str], typer.Option(
     help="auto, float32, float16 or bfloat16 (auto: float16 on GPUs, float32 on the CPU).",
-    rich_help_panel=MODEL)]
+    rich_help_panel=MODEL, autocompletion=_dtypes)]
 LowMemory = Annotated[Optional[bool], typer.Option(
     "--low-memory/--no-low-memory", help="Offload idle components to the CPU, decode in tiles.",
     rich_help_panel=MODEL, show_default=False)]

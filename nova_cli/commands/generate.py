@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options as o
-from ..runner import run_command
 
 Prompt = Annotated[str, typer.Argument(help="What to generate; long, descriptive prompts work best.",
                                        show_default=False)]
@@ -49,6 +48,13 @@ def extend(clip: Annotated[Path, typer.Argument(help="The clip to continue (any 
     """
     run_command("extend", prompt, clip, common, steps=steps, chunk=chunk, flow=flow or "auto", frames=frames,
                 fps=fps)
+
+
+def run_command(*args, **kwargs):
+    """Imported on use: numpy, torch and the rest load only when a command runs, not for --help."""
+    from ..runner import run_command as run
+
+    return run(*args, **kwargs)
 
 
 def register(app: typer.Typer) -> None:
