@@ -16,7 +16,7 @@ import typer
 from .errors import CliError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "commands.generate", "commands.batch", "commands.presets", "commands.hub", "commands.flow",
+    "commands.generate", "commands.batch", "commands.presets", "commands.hub", "commands.flow", "bench",
 )
 
 app = typer.Typer(

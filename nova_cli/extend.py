@@ -24,7 +24,7 @@ import numpy as np
 
 from . import media
 from .errors import MediaError, UsageError
-from .generate import decode, generator, latent_frames, sample
+from .generate import generate, generator, latent_frames
 
 TRAINING_FPS = 12
 MIN_FRAMES = 5  # frame 0 plus one 4-frame latent: less than that is an image (use i2v)
@@ -67,21 +67,6 @@ def read_clip(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, float, str
     return fitted, fps, note
 
 
-def encode_clip(pipe, frames: np.ndarray, gen):
-    """uint8 (F, H, W, 3), F = 1 + 4k -> scaled latents (1, C, 1 + k, h, w), a posterior sample."""
-    import torch
-    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
-    vae = pipe.vae
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(vae.device, vae.dtype)
-    x = ((x - 127.5) / 127.5).permute(3, 0, 1, 2).unsqueeze(0)
-    with torch.no_grad():
-        moments = vae.encode(x).latent_dist.parameters
-    z = DiagonalGaussianDistribution(moments.float()).sample(gen)
-    shift = getattr(vae.config, "shift_factor", None)
-    return (z - shift if shift else z) * vae.config.scaling_factor
-
-
 def extend_clip(pipe, settings, prompt: str, seed: int, clip: np.ndarray, flow: float, stages,
                 progress_for) -> np.ndarray:
     """The clip followed by ``settings.steps`` rounds of new frames; ``progress_for(label)`` makes bars."""
@@ -90,11 +75,10 @@ def extend_clip(pipe, settings, prompt: str, seed: int, clip: np.ndarray, flow: 
     for round_index in range(settings.steps):
         context = min(win.context, latent_frames(len(video)))
         stages.enter("encode")
-        known = encode_clip(pipe, video[-(1 + 4 * (context - 1)):], gen)
+        known = pipe.encode_video(video[-(1 + 4 * (context - 1)):], gen)
         stages.stop()
-        latents = sample(pipe, settings, prompt, seed, context + win.chunk, stages,
-                         progress_for(f"round {round_index + 1}/{settings.steps}"),
-                         latents=known, motion_flow=flow, generator_=gen)
-        frames = decode(pipe, latents, stages)
+        frames = generate(pipe, settings, prompt, context + win.chunk, stages,
+                          progress_for(f"round {round_index + 1}/{settings.steps}"), gen,
+                          latents=known, motion_flow=flow)
         video = np.concatenate([video, frames[-win.new_frames:]])
     return video

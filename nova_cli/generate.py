@@ -1,8 +1,9 @@
-"""The pipeline calls behind t2i, t2v and i2v: sample latents, then decode, timed stage by stage.
+"""The pipeline calls behind t2i, t2v, i2v and each extend round, timed stage by stage.
 
-Sampling and decoding are separate calls (``output_type="latent"`` then ``decode_latents``) so
-that each has its own time in the sidecar, an out-of-memory error names the right one, and what
-sampling used is freed before the VAE decodes (the one OOM report against NOVA was in the decode).
+One pipeline call does text encoding, sampling and the VAE decode, so that its low-memory mode can
+move each component to the device for its stage only. The progress object marks the borders
+(``start``: sampling begins, ``close``: sampling ends and the decode begins), so the sidecar gets a
+time per stage and an out-of-memory error names the stage it happened in.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from .progress import Stages
-from .runtime import free_memory
 
 
 def latent_frames(frames: int) -> int:
@@ -25,9 +25,11 @@ def generator(seed: int):
     return torch.Generator("cpu").manual_seed(seed)
 
 
-def sample(pipe, settings, prompt: str, seed: int, num_latents: int, stages: Stages, progress, *,
-           image=None, latents=None, motion_flow=None, generator_=None):
-    """Latents (1, C, T, h, w) of one prompt; 'prepare' (text/image encoding) then 'sample'."""
+def generate(pipe, settings, prompt: str, num_latents: int, stages: Stages, progress, gen, *, image=None,
+             latents=None, motion_flow=None) -> np.ndarray:
+    """uint8 frames (F, H, W, 3) of one prompt; an image is F = 1."""
+    import torch
+
     stages.enter("prepare")
     try:
         out = pipe(
@@ -35,44 +37,28 @@ def sample(pipe, settings, prompt: str, seed: int, num_latents: int, stages: Sta
             num_inference_steps=settings.ar_steps, num_diffusion_steps=settings.diffusion_steps,
             max_latent_length=num_latents, guidance_scale=settings.guidance,
             motion_flow=5.0 if motion_flow is None else motion_flow,
-            image=image, latents=latents, generator=generator_ or generator(seed),
-            output_type="latent", progress=progress,
+            image=image, latents=latents, generator=gen, output_type="pt", progress=progress,
         )
     finally:
-        progress.close()
+        progress.stop_display()
+    pixels = out.frames[0] if out.frames is not None else out.images[0].unsqueeze(1)  # (3, F, H, W)
+    frames = (pixels.float() * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).movedim(0, -1).cpu().numpy()
     stages.stop()
-    return out.frames  # latents are (B, C, T, h, w) for images too
-
-
-def decode(pipe, latents, stages: Stages) -> np.ndarray:
-    """Scaled latents (1, C, T, h, w) -> uint8 frames (F, H, W, 3); an image is F = 1."""
-    import torch
-
-    free_memory()
-    stages.enter("decode")
-    pixels = pipe.decode_latents(latents)
-    if pixels.dim() == 4:  # image VAE: (1, 3, H, W)
-        pixels = pixels.unsqueeze(2)
-    frames = (pixels[0].float() * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).movedim(0, -1)
-    stages.stop()
-    return frames.cpu().numpy()
+    return frames
 
 
 def text_to_image(pipe, settings, prompt, seed, stages, progress) -> np.ndarray:
-    latents = sample(pipe, settings, prompt, seed, 1, stages, progress)
-    return decode(pipe, latents, stages)[0]
+    return generate(pipe, settings, prompt, 1, stages, progress, generator(seed))[0]
 
 
 def text_to_video(pipe, settings, prompt, seed, stages, progress) -> np.ndarray:
-    latents = sample(pipe, settings, prompt, seed, latent_frames(settings.frames), stages, progress,
-                     motion_flow=settings.flow)
-    return decode(pipe, latents, stages)
+    return generate(pipe, settings, prompt, latent_frames(settings.frames), stages, progress, generator(seed),
+                    motion_flow=settings.flow)
 
 
 def image_to_video(pipe, settings, prompt, seed, image: np.ndarray, stages, progress) -> np.ndarray:
     """Frame 0 of the output is the input image itself, not its VAE reconstruction."""
-    latents = sample(pipe, settings, prompt, seed, latent_frames(settings.frames), stages, progress,
-                     image=image, motion_flow=settings.flow)
-    frames = decode(pipe, latents, stages)
+    frames = generate(pipe, settings, prompt, latent_frames(settings.frames), stages, progress,
+                      generator(seed), image=image, motion_flow=settings.flow)
     frames[0] = image
     return frames

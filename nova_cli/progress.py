@@ -34,7 +34,7 @@ class Stages:
 
 
 class StageProgress(NullProgress):
-    """Shows nothing; marks where text/image encoding ends and sampling begins."""
+    """Shows nothing; marks where sampling begins (after text/image encoding) and ends (the decode follows)."""
 
     def __init__(self, stages: Stages | None = None):
         self.stages = stages
@@ -42,6 +42,14 @@ class StageProgress(NullProgress):
     def start(self, num_frames, num_known, steps_per_frame):
         if self.stages is not None:
             self.stages.enter("sample")
+
+    def close(self):
+        if self.stages is not None and self.stages.current == "sample":
+            self.stages.enter("decode")
+        self.stop_display()
+
+    def stop_display(self) -> None:
+        """Clean up what is on screen (also when sampling fails: the stage stays for the error)."""
 
 
 class CliProgress(StageProgress):
@@ -77,7 +85,7 @@ class CliProgress(StageProgress):
         if self._bars is not None and self._frames is not None:
             self._bars.update(self._frames, completed=done)
 
-    def close(self):
+    def stop_display(self):
         if self._bars is not None:
             self._bars.stop()
             self._bars = None

@@ -81,10 +81,21 @@ class DiffusionHead(nn.Module):
         if ids is not None:
             tokens = tokens.gather(1, ids.expand(-1, -1, tokens.size(-1)))
             z = z.gather(1, ids.expand(-1, -1, z.size(-1)))
-        cond = self.time_cond_embed(timestep, z)
-        for blk in self.blocks:
-            tokens = blk(tokens, cond)
-        out = self.head(self.norm(tokens, cond)[0])
+        out = self.denoise_tokens(tokens, timestep, z)
         if ids is None:
             return out
         return self.patch_embed.patchify(x).scatter(1, ids.expand(-1, -1, out.size(-1)), out)
+
+    def forward_patches(self, patches, timestep, z) -> torch.Tensor:
+        """Same function on already patchified noisy tokens (B, k, p*p*C) and their z (B, k, D).
+
+        The patch embedding becomes a matmul with the conv's weight (equal up to summation order),
+        so the fast path never touches the tokens it does not predict.
+        """
+        return self.denoise_tokens(self.patch_embed.embed_patches(patches), timestep, z)
+
+    def denoise_tokens(self, tokens, timestep, z) -> torch.Tensor:
+        cond = self.time_cond_embed(timestep, z)
+        for blk in self.blocks:
+            tokens = blk(tokens, cond)
+        return self.head(self.norm(tokens, cond)[0])

@@ -12,6 +12,7 @@ for it runs after changing the import. Differences, all deliberate:
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from . import hub, loading
 from .errors import InputError
 from .progress import NullProgress, RichProgress
 from .sampling import Guidance, sample_video
+from .schedulers import supports as tensor_form_exists
 from .text import encode_prompts
+from .timing import NullTimer
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -47,6 +50,7 @@ class NOVAPipeline:
         self.transformer, self.scheduler, self.vae = transformer, scheduler, vae
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.name_or_path, self.revision = name_or_path, revision
+        self._execution_device = None  # set by enable_low_memory
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -83,8 +87,10 @@ class NOVAPipeline:
         loading.save_model_index(folder, type(self.scheduler).__name__, type(self.vae).__name__)
 
     def to(self, *args, **kwargs) -> "NOVAPipeline":
+        """Move/cast every component (this also ends low-memory mode)."""
         for module in (self.transformer, self.vae, self.text_encoder):
             module.to(*args, **kwargs)
+        self._execution_device = None
         return self
 
     @property
@@ -124,13 +130,19 @@ class NOVAPipeline:
         disable_progress_bar=False,
         output_type="pil",
         progress=None,
+        fast=None,
+        cuda_graphs=False,
+        timer=None,
     ) -> NOVAPipelineOutput:
         """Generate images (max_latent_length 1) or videos of ``max_latent_length`` latent frames.
 
         ``image`` (uint8 H x W x 3 array or PIL image at the model's resolution) becomes latent
         frame 0; ``latents`` ((B, C, K, h, w), (B, C, h, w) or a list of K (B, C, h, w) tensors,
         scaled latent space) pre-fill the first K frames. ``progress`` takes a
-        :class:`~nova_core.progress.NullProgress`-like object.
+        :class:`~nova_core.progress.NullProgress`-like object. ``fast`` (default: on for CUDA when
+        the scheduler allows it) runs the same computation in the GPU-friendly form of
+        :mod:`nova_core.sampling_fast`; ``cuda_graphs`` (opt-in) also captures its steps;
+        ``timer`` (:class:`~nova_core.timing.StageTimer`) collects per-stage times.
         """
         self._check_call(num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
                          guidance_trunc, guidance_renorm, image_guidance_scale,
@@ -139,28 +151,76 @@ class NOVAPipeline:
         guidance = Guidance(float(guidance_scale), float(guidance_trunc), float(guidance_renorm))
         scheduler = self._fresh_scheduler(flow_shift)
 
-        text = self.encode_prompt(prompt, num_images_per_prompt, negative_prompt, prompt_embeds,
-                                  negative_prompt_embeds, guidance.enabled)
+        timer = timer or NullTimer()
+        with self._stage(self.text_encoder), timer("text"):
+            text = self.encode_prompt(prompt, num_images_per_prompt, negative_prompt, prompt_embeds,
+                                      negative_prompt_embeds, guidance.enabled)
         batch = text.size(0) // (2 if guidance.enabled else 1)
         if image is not None:  # the posterior sample is the first random draw of the call
-            latents = self.encode_image(image, generator)
+            with self._stage(self.vae):
+                latents = self.encode_image(image, generator)
         prefill = self._prefill(latents, batch, max_latent_length)
         flow = None
         if self.transformer.motion_embed is not None:
             flow = torch.full((text.size(0),), float(motion_flow))
-        prefix = self.transformer.prefix(text, flow)
 
         if progress is None:
             progress = NullProgress() if disable_progress_bar or not sys.stderr.isatty() else RichProgress()
-        result = sample_video(
-            self.transformer, scheduler, prefix, num_frames=max_latent_length, prefill=prefill,
-            num_inference_steps=num_inference_steps, num_diffusion_steps=num_diffusion_steps,
-            guidance=guidance, generator=generator, progress=progress,
-        )
-        x = result.latents.to(self.dtype)
-        if output_type != "latent":
-            x = self.decode_latents(x)
+        on_cuda = self.execution_device.type == "cuda"
+        if fast is None:
+            fast = on_cuda and tensor_form_exists(scheduler)
+        if cuda_graphs and not (fast and on_cuda):
+            raise InputError("cuda_graphs needs the fast path on a CUDA device")
+        with self._stage(self.transformer):
+            result = sample_video(
+                self.transformer, scheduler, self.transformer.prefix(text, flow),
+                num_frames=max_latent_length, prefill=prefill, num_inference_steps=num_inference_steps,
+                num_diffusion_steps=num_diffusion_steps, guidance=guidance, generator=generator,
+                progress=progress, fast=fast, cuda_graphs=cuda_graphs, timer=timer,
+            )
+        if output_type == "latent":
+            return self.postprocess(result.latents.to(self.dtype), output_type)
+        with self._stage(self.vae), timer("vae_decode"):
+            x = self.decode_latents(result.latents)
         return self.postprocess(x, output_type)
+
+    # ----------------------------------------------------------------- low memory
+    def enable_low_memory(self, device="cuda", vae_tile: int = 32, vae_tile_overlap: int = 8):
+        """Keep every component on the CPU and bring each to ``device`` only for its stage.
+
+        Phi-2 (2.7B parameters, four times the transformer) is on the GPU only while prompts are
+        encoded, the transformer only while sampling, the VAE only while decoding; the cache is
+        emptied between stages, so sampling buffers are gone before the decode (where users ran
+        out of memory). The video VAE decodes in its temporal windows and, here, also in
+        overlapping spatial tiles (``vae_tile`` latent pixels), which changes pixels slightly near
+        tile seams. A float32 VAE kept for float16 pipelines is switched to bfloat16.
+        """
+        self.to("cpu")
+        self._execution_device = torch.device(device)
+        if self.dtype in (torch.float16, torch.bfloat16) and self.vae.dtype == torch.float32:
+            self.vae.to(torch.bfloat16)
+        self.vae.enable_tiling(vae_tile, vae_tile_overlap) if self.is_video_model else self.vae.enable_tiling()
+        return self
+
+    @property
+    def execution_device(self) -> torch.device:
+        """Where the stages run: the transformer's device, or the low-memory target."""
+        return self._execution_device or self.device
+
+    @contextmanager
+    def _stage(self, module):
+        """Low-memory mode: ``module`` on the execution device for one stage only."""
+        target = self._execution_device
+        if target is None:
+            yield
+            return
+        module.to(target)
+        try:
+            yield
+        finally:
+            module.to("cpu")
+            if target.type == "cuda":
+                torch.cuda.empty_cache()
 
     # ----------------------------------------------------------------- pieces of the call
     def encode_prompt(self, prompt, num_images_per_prompt=1, negative_prompt=None, prompt_embeds=None,
@@ -215,6 +275,31 @@ class NOVAPipeline:
         shift = getattr(self.vae.config, "shift_factor", None)
         z = (z - shift if shift else z) * self.vae.config.scaling_factor
         return z.unsqueeze(2)
+
+    @torch.no_grad()
+    def encode_video(self, frames, generator=None) -> torch.Tensor:
+        """uint8 clip (F, H, W, 3), F = 1 + 4k, at the model's size -> scaled posterior sample
+        (1, C, 1 + k, h, w): the latents that pre-fill frames to extend a clip (``latents=``).
+
+        Runs where the pipeline runs (in low-memory mode the VAE visits the device for it).
+        """
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        if not self.is_video_model:
+            raise InputError("encode_video needs a video checkpoint (the 3D VAE)")
+        frames = np.asarray(frames)
+        height, width = self.transformer.geometry.pixel_size
+        count = frames.shape[0] if frames.ndim == 4 else 0
+        if frames.dtype != np.uint8 or frames.shape[1:] != (height, width, 3) or count < 1 or (count - 1) % 4:
+            raise InputError(f"frames must be uint8 (1 + 4k, {height}, {width}, 3), got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        with self._stage(self.vae):
+            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.vae.device, self.vae.dtype)
+            x = ((x - 127.5) / 127.5).permute(3, 0, 1, 2).unsqueeze(0)
+            moments = self.vae.encode(x).latent_dist.parameters
+        z = DiagonalGaussianDistribution(moments.float()).sample(generator)
+        shift = getattr(self.vae.config, "shift_factor", None)
+        return (z - shift if shift else z) * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, C, T, h, w) -> pixels in [-1, 1]: (B, 3, T', H, W) or (B, 3, H, W)."""

@@ -18,6 +18,7 @@ noise is always drawn in float32, so every dtype sees the same random numbers.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 
 from .patches import patchify, unpatchify
 from .progress import NullProgress
+from .timing import NullTimer
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def denoise(head, scheduler, num_steps, z, ids, noise, guidance: Guidance, gener
 
 
 def sample_frame(model, scheduler, c, order, num_preds, num_diffusion_steps, guidance, generator,
-                 pos, progress, frame_index=0):
+                 pos, progress, frame_index=0, timer=NullTimer()):
     """Fill one latent frame set by set. c: (B or 2B, Nv, D) condition from the temporal encoder."""
     geo, device, dtype = model.geometry, c.device, c.dtype
     (batch, num_tokens, _), p = order.shape, geo.patch_size
@@ -103,13 +105,15 @@ def sample_frame(model, scheduler, c, order, num_preds, num_diffusion_steps, gui
         known, current = order[:, :start], order[:, start : start + k]
         # Spatial encoder: unrevealed tokens become MASK; revealed ones are seen by every block.
         hidden = torch.zeros(batch, num_tokens, 1, device=device, dtype=dtype).scatter_(1, order[:, start:], 1)
-        tokens = model.image_encoder.patch_embed(x.to(dtype))
-        tokens = tokens * (1 - hidden) + mask_token * hidden
-        z = model.image_encoder(guidance.expand(tokens), c, guidance.expand(known), pos)
+        with timer("spatial"):
+            tokens = model.image_encoder.patch_embed(x.to(dtype))
+            tokens = tokens * (1 - hidden) + mask_token * hidden
+            z = model.image_encoder(guidance.expand(tokens), c, guidance.expand(known), pos)
         # Diffusion head: denoise this set's tokens from fresh noise over the whole canvas.
         noise = draw(x.shape, generator).to(device)
-        sample = denoise(model.image_decoder, scheduler, num_diffusion_steps, z,
-                         guidance.expand(current), noise, guidance, generator, grid)
+        with timer("head"):
+            sample = denoise(model.image_decoder, scheduler, num_diffusion_steps, z,
+                             guidance.expand(current), noise, guidance, generator, grid)
         keep = torch.zeros(batch, num_tokens, 1, device=device).scatter_(1, current, 1)
         x = x + unpatchify(patchify(sample, p) * keep, p, grid)
         start += k
@@ -125,12 +129,15 @@ class VideoSample:
 
 @torch.inference_mode()
 def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_inference_steps=64,
-                 num_diffusion_steps=25, guidance=Guidance(), generator=None, progress=None):
+                 num_diffusion_steps=25, guidance=Guidance(), generator=None, progress=None,
+                 fast=False, cuda_graphs=False, timer=None):
     """Generate ``num_frames`` latent frames after the ``prefill`` ones (B, C, K, h, w) if given.
 
-    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG).
+    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` runs the
+    set-by-set steps through :mod:`nova_core.sampling_fast` (same function, GPU-friendly form);
+    ``cuda_graphs`` additionally captures them. ``timer`` receives "temporal", "spatial", "head".
     """
-    progress = progress or NullProgress()
+    progress, timer = progress or NullProgress(), timer or NullTimer()
     geo, device, dtype = model.geometry, model.device, model.dtype
     rows = prefix.size(0)
     batch = rows // 2 if guidance.enabled else rows
@@ -142,24 +149,41 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
     image_space = model.image_space_embedding()
     capacity = prefix.size(1) + num_frames * geo.num_video_tokens
     cache = model.video_encoder.new_cache(rows, capacity, device=device, dtype=dtype)
+    if fast:
+        from . import sampling_fast
+        from .schedulers import TensorScheduler
+
+        tensor_scheduler = TensorScheduler.from_diffusers(scheduler, num_diffusion_steps, device)
+        graphs = {} if cuda_graphs else None
 
     frames, anchor, order = [], None, None
     progress.start(num_frames, num_known, len(num_preds))
     for t in range(num_frames):
         # Temporal encoder (causal): frame t attends to the prefix and frames < t via the cache.
-        tokens = model.frame_tokens(frames[-1] if frames else None, batch, time_embed, t, video_space)
-        h = model.video_encoder(guidance.expand(tokens), prefix if t == 0 else None, cache)
-        anchor = h if t == 0 else anchor
-        mixer = model.video_encoder.mixer
-        c = mixer(anchor, h) if (t > 0 and mixer is not None) else h
+        with timer("temporal"):
+            tokens = model.frame_tokens(frames[-1] if frames else None, batch, time_embed, t, video_space)
+            h = model.video_encoder(guidance.expand(tokens), prefix if t == 0 else None, cache)
+            anchor = h if t == 0 else anchor
+            mixer = model.video_encoder.mixer
+            c = mixer(anchor, h) if (t > 0 and mixer is not None) else h
 
         if t < num_known:  # pre-filled frame: it only feeds the cache
             x = prefill[:, :, t].to(device, torch.float32).expand(batch, -1, -1, -1)
-        else:
+        elif not fast:
             if order is None:
                 order = token_order(batch, geo.num_tokens, generator).to(device)
             x = sample_frame(model, scheduler, c, order, num_preds, num_diffusion_steps,
-                             guidance, generator, image_space, progress, t)
+                             guidance, generator, image_space, progress, t, timer)
+        else:
+            if order is None:
+                order = token_order(batch, geo.num_tokens, generator).to(device)
+                plan = sampling_fast.FramePlan.build(order, num_preds, tensor_scheduler, guidance, dtype)
+                noise = sampling_fast.NoiseStream(generator, 1 + sum(tensor_scheduler.draws_noise),
+                                                  (batch, geo.latent_channels, *geo.latent_size), device,
+                                                  geo.patch_size)
+            with timer("spatial+head") if graphs is not None else nullcontext():
+                x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
+                                                    guidance, progress, t, graphs, timer)
         frames.append(x)
         progress.frame(t + 1)
     progress.close()

@@ -354,6 +354,7 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
         use_post_quant_conv: bool = True,
     ):
         super().__init__()
+        self.tiling = None  # (tile, overlap) in latent pixels; see enable_tiling
         common = dict(layers=layers_per_block, groups=norm_num_groups, act_fn=act_fn)
         self.encoder = Encoder(
             in_channels, latent_channels, down_block_types, block_out_channels, **common
@@ -374,6 +375,48 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
     def temporal_compression_ratio(self) -> int:
         """Pixel frames per latent frame after the first (4 for the released checkpoint)."""
         return self.encoder.temporal_ratio
+
+    def enable_tiling(self, tile_latent: int = 32, overlap: int = 8) -> None:
+        """Decode in overlapping spatial tiles (diffusers' convention): memory bounded by the tile
+        size, at the price of small differences near tile seams (blended linearly)."""
+        if not 0 <= overlap < tile_latent:
+            raise ValueError("need 0 <= overlap < tile_latent")
+        self.tiling = (tile_latent, overlap)
+
+    def disable_tiling(self) -> None:
+        self.tiling = None
+
+    def _decode_spatial_tiles(self, z: torch.Tensor) -> torch.Tensor:
+        tile, overlap = self.tiling
+        height, width = z.shape[-2:]
+        if height <= tile and width <= tile:
+            return self._decode_tiled(z)
+        scale = 2 ** (len(self.config.block_out_channels) - 1)  # latent -> pixel
+
+        def starts(size):
+            if size <= tile:
+                return [0]
+            positions = list(range(0, size - tile + 1, tile - overlap))
+            return positions if positions[-1] == size - tile else positions + [size - tile]
+
+        def tent(n):  # 1 inside the tile, falling linearly over the overlap towards both edges
+            x = torch.arange(n, device=z.device, dtype=torch.float32) + 0.5
+            ramp = max(overlap * scale, 1)
+            return torch.minimum(x, n - x).clamp(max=ramp) / ramp
+
+        out = weight = None
+        for top in starts(height):
+            for left in starts(width):
+                piece = self._decode_tiled(z[..., top : top + tile, left : left + tile]).float()
+                if out is None:
+                    out = piece.new_zeros(*piece.shape[:3], height * scale, width * scale)
+                    weight = piece.new_zeros(height * scale, width * scale)
+                ph, pw = piece.shape[-2:]
+                w2d = tent(ph)[:, None] * tent(pw)[None, :]
+                rows, cols = slice(top * scale, top * scale + ph), slice(left * scale, left * scale + pw)
+                out[..., rows, cols] += piece * w2d
+                weight[rows, cols] += w2d
+        return (out / weight).to(z.dtype)
 
     def _encode_tiled(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output for a (B, 3, F, H, W) clip: 1 + (F - 1)//r latent frames for every F."""
@@ -432,7 +475,7 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
         z = z.unsqueeze(2) if is_image else z
         if self.post_quant_conv is not None:
             z = _per_frame(self.post_quant_conv, z)
-        sample = self._decode_tiled(z)
+        sample = self._decode_spatial_tiles(z) if self.tiling else self._decode_tiled(z)
         if is_image:
             sample = sample.squeeze(2)
         if not return_dict:

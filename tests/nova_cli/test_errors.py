@@ -28,10 +28,6 @@ def raise_in_decode(monkeypatch):
 
 def raise_in_sampling(monkeypatch):
     import nova_core.pipeline
-    from nova_core import NOVAPipeline
-
-    # low_memory calls NOVAPipeline.enable_low_memory (nova_core's side of the contract)
-    monkeypatch.setattr(NOVAPipeline, "enable_low_memory", lambda self, device: self.to(device), raising=False)
 
     def sample_video(*args, **kwargs):
         kwargs["progress"].start(2, 0, 2)

@@ -138,24 +138,26 @@ def test_extend_chunk_flow_and_past_the_trained_length(nova, tmp_path, media):
     assert len(read_mp4(tmp_path / "long.mp4")[0]) == 15 + 2 * 8
 
 
-def test_low_memory_loads_on_the_cpu_and_hands_the_device_over(nova, tmp_path, monkeypatch):
+def test_low_memory_loads_on_the_cpu_and_hands_the_device_over(nova, tmp_path, monkeypatch, media):
     """The contract with nova_core: low_memory -> NOVAPipeline.enable_low_memory(device), never .to()."""
     from nova_core import NOVAPipeline
 
     calls = []
+    real_enable, real_to = NOVAPipeline.enable_low_memory, NOVAPipeline.to
 
-    def enable_low_memory(self, device):
+    def enable_low_memory(self, device, *args, **kwargs):
         calls.append(("enable_low_memory", str(device), str(self.device)))
-        return self
+        return real_enable(self, device, *args, **kwargs)
 
     def to(self, *args, **kwargs):
         calls.append(("to", *map(str, args)))
-        return self
+        return real_to(self, *args, **kwargs)
 
-    monkeypatch.setattr(NOVAPipeline, "enable_low_memory", enable_low_memory, raising=False)
+    monkeypatch.setattr(NOVAPipeline, "enable_low_memory", enable_low_memory)
     monkeypatch.setattr(NOVAPipeline, "to", to)
-    result = nova("t2v", "fog", *T2V, "--frames", 5, "--preset", "low-memory", "--json")
+    result = nova("extend", media["clip"], *T2V, "--frames", 5, "--preset", "low-memory", "--json")
     assert result.code == 0, result.err
-    assert calls == [("enable_low_memory", "cpu", "cpu")]
+    # the CLI never moves the pipeline itself; enable_low_memory parks it on the CPU
+    assert calls == [("enable_low_memory", "cpu", "cpu"), ("to", "cpu")]
     assert result.records()[0]["settings"]["low_memory"] is True
-    assert "low-memory" in result.err.splitlines()[0]
+    assert "cpu float32 low-memory" in next(line for line in result.err.splitlines() if line.startswith("extend"))

@@ -1,0 +1,264 @@
+"""Benchmark a generation with random weights of a named config: time, TFLOP/s and memory per stage.
+
+No download is needed: the weights are random, the shapes are the checkpoint's (see
+:mod:`nova_core.released`), and the work per step does not depend on the values. The numbers say
+what was timed (``STAGES``), on which device, in which dtype, at which shape and step counts.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from . import flops as flop_count
+from . import released
+from .timing import StageTimer
+
+STAGES = {
+    "text": "Phi text encoder forward over the prompt and negative-prompt rows (text_token_len tokens each)",
+    "temporal": "per frame: previous frame's patches, temporal encoder over the new tokens against the "
+                "KV cache, scale-shift layer",
+    "spatial": "per set-by-set step: patch embedding, masking, spatial encoder (both halves)",
+    "head": "per set: the diffusion loop (head on the set's tokens, guidance, scheduler update)",
+    "vae_decode": "VAE decode of all latent frames to pixels",
+}
+
+
+@dataclass
+class BenchSettings:
+    config: str = "video"
+    device: str = "cuda"
+    dtype: str = "float16"
+    frames: int | None = None  # video frames (1 + 4k); None: 33 for video configs, 1 for image ones
+    ar_steps: int = 64
+    diffusion_steps: int = 25
+    guidance: float = 5.0
+    batch: int = 1
+    low_memory: bool = False
+    cuda_graphs: bool = False
+    compare_plain: bool = True
+    kv_compare: bool = True
+    seed: int = 0
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_reset(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gib(device):
+    if torch.device(device).type == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    return None
+
+
+def random_pipeline(name: str, device, dtype, low_memory=False):
+    """A NOVAPipeline with random weights in the named config's shapes (no tokenizer needed)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, FlowMatchEulerDiscreteScheduler
+    from transformers import PhiConfig, PhiModel
+
+    from .pipeline import NOVAPipeline
+    from .transformer import NOVATransformer3DModel
+    from .vae_opensora import AutoencoderKLOpenSora
+
+    name, desc = released.config(name)
+    build_on = "cpu" if low_memory else device
+    torch.manual_seed(0)
+    with torch.device(build_on):
+        transformer = NOVATransformer3DModel.from_config(desc["transformer"])
+        vae_cls = AutoencoderKLOpenSora if desc["vae"] == "AutoencoderKLOpenSora" else AutoencoderKL
+        vae = vae_cls.from_config(desc["vae_config"])
+        text_encoder = PhiModel(PhiConfig(**desc["text_encoder"]))
+    if desc["scheduler"] == "DDPMScheduler":
+        scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    else:
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    pipe = NOVAPipeline(transformer.eval(), scheduler, vae.eval(), text_encoder.eval(), None, name_or_path=name)
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # "modules kept in float32: []" is noise for random weights
+    try:
+        pipe.to(dtype=dtype)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    if low_memory:
+        pipe.enable_low_memory(device)
+    return pipe, desc
+
+
+def matmul_rate(device, dtype, size=None, repeat=10) -> float:
+    """TFLOP/s of a square matmul on this device (the ceiling the stages are compared with)."""
+    cuda = torch.device(device).type == "cuda"
+    size = size or (8192 if cuda else 1024)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    _sync(device)
+    return 2 * size**3 * repeat / (time.perf_counter() - start) / 1e12
+
+
+def kv_cache_vs_recompute(model, prefix, num_frames, batch, cfg, device):
+    """Per-frame temporal cost with the KV cache vs re-running the encoder over all earlier frames."""
+    geo = model.geometry
+    latents = torch.randn(batch, geo.latent_channels, num_frames, *geo.latent_size, device=device)
+    rows = prefix.size(0)
+    time_embed = model.video_pos_embed.time_embedding(num_frames)
+    space = model.video_pos_embed.space_embedding().to(device, model.dtype)
+    cached, recomputed = [], []
+    with torch.inference_mode():
+        cache = model.video_encoder.new_cache(rows, prefix.size(1) + num_frames * geo.num_video_tokens,
+                                              device=device, dtype=model.dtype)
+        for t in range(num_frames):
+            _sync(device)
+            start = time.perf_counter()
+            tokens = model.frame_tokens(latents[:, :, t - 1] if t else None, batch, time_embed, t, space)
+            model.video_encoder(torch.cat([tokens, tokens]) if cfg else tokens, prefix if t == 0 else None, cache)
+            _sync(device)
+            cached.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            clip = latents[:, :, : t + 1]
+            model.temporal_conditions(prefix, torch.cat([clip, clip]) if cfg else clip)
+            _sync(device)
+            recomputed.append(time.perf_counter() - start)
+    return {
+        "per_frame_ms_cached": [round(1000 * s, 3) for s in cached],
+        "per_frame_ms_recomputed": [round(1000 * s, 3) for s in recomputed],
+        "recompute_over_cache": round(sum(recomputed) / sum(cached), 3),
+        "covers": "temporal encoder only; 'recomputed' runs it over the prefix and frames 0..t for frame t",
+    }
+
+
+def run(settings: BenchSettings, progress=None) -> dict:
+    device, dtype = torch.device(settings.device), getattr(torch, settings.dtype)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA requested but no GPU is available")
+    pipe, desc = random_pipeline(settings.config, device, dtype, settings.low_memory)
+    geo = pipe.transformer.geometry
+    frames = settings.frames or (33 if desc["kind"] == "video" else 1)
+    if desc["kind"] == "image" and frames != 1:
+        raise ValueError("image configs generate one frame")
+    if (frames - 1) % 4:
+        raise ValueError(f"video frames must be 1 + 4k, got {frames}")
+    latents = 1 + (frames - 1) // 4
+    cfg, batch = settings.guidance > 1, settings.batch
+    rows, seq = batch * (2 if cfg else 1), geo.text_token_len
+
+    # Text: Phi over random token ids (the tokenizer does no measurable work).
+    timer = StageTimer(device)
+    generator = torch.Generator().manual_seed(settings.seed)
+    ids = torch.randint(0, pipe.text_encoder.config.vocab_size, (rows, seq), generator=generator)
+    _peak_reset(device)
+    with pipe._stage(pipe.text_encoder), torch.inference_mode():
+        ids = ids.to(pipe.text_encoder.device)
+        pipe.text_encoder(input_ids=ids)  # warm-up
+        with timer("text"):
+            hidden = pipe.text_encoder(input_ids=ids).last_hidden_state.float().cpu()
+    peak = {"text": _peak_gib(device)}
+
+    def generate(fast, timer=None, frames_=latents, ar=settings.ar_steps, steps=settings.diffusion_steps):
+        return pipe(prompt_embeds=list(hidden[:batch]), negative_prompt_embeds=list(hidden[batch:]) if cfg else None,
+                    max_latent_length=frames_, num_inference_steps=ar, num_diffusion_steps=steps,
+                    guidance_scale=settings.guidance, motion_flow=5, output_type="latent",
+                    generator=torch.Generator().manual_seed(settings.seed), disable_progress_bar=True,
+                    fast=fast, cuda_graphs=settings.cuda_graphs and fast, timer=timer, progress=progress).frames
+
+    paths = [True] + ([False] if settings.compare_plain else [])
+    transformer_seconds, stage_seconds = {}, {}
+    for fast in paths:
+        generate(fast, frames_=min(latents, 2), ar=2, steps=2)  # warm-up (kernels, allocator)
+        if fast and settings.cuda_graphs:
+            generate(fast)  # capture every step's graph before timing
+        path_timer = StageTimer(device)
+        _peak_reset(device)
+        _sync(device)
+        start = time.perf_counter()
+        out = generate(fast, path_timer)
+        _sync(device)
+        transformer_seconds["fast" if fast else "plain"] = time.perf_counter() - start
+        stage_seconds["fast" if fast else "plain"] = path_timer.totals()
+        if fast:
+            peak["sampling"] = _peak_gib(device)
+            result_latents = out
+
+    _peak_reset(device)
+    with pipe._stage(pipe.vae), torch.inference_mode():
+        pipe.decode_latents(result_latents[:, :, :1])  # warm-up
+        with timer("vae_decode"):
+            pipe.decode_latents(result_latents)
+    peak["vae_decode"] = _peak_gib(device)
+
+    prefix_len = seq + (2 if geo.has_motion else 0)
+    counted = flop_count.generation(geo, num_frames=latents, num_generated=latents, ar_steps=settings.ar_steps,
+                                    diffusion_steps=settings.diffusion_steps, batch=batch, cfg=cfg,
+                                    prefix_len=prefix_len)
+    counted["text"] = flop_count.text_encoder(pipe.text_encoder.config, seq, rows)
+    counted["vae_decode"] = _vae_flops(pipe.vae, result_latents, pipe.is_video_model)
+    seconds = dict(stage_seconds["fast"], **timer.totals())
+    stages = {}
+    for name, covers in STAGES.items():
+        secs = seconds.get(name)
+        stages[name] = {
+            "seconds": None if secs is None else round(secs, 4),
+            "flop": int(counted[name]),
+            "tflop_per_s": None if not secs else float(f"{counted[name] / secs / 1e12:.4g}"),
+            "covers": covers,
+        }
+    if settings.cuda_graphs:
+        stages["spatial+head"] = {"seconds": round(seconds.get("spatial+head", 0), 4),
+                                  "covers": "spatial encoder + diffusion head inside CUDA graphs (not separable)"}
+    rate = matmul_rate(device, torch.bfloat16 if device.type == "cuda" else dtype)
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)",
+        "dtype": settings.dtype,
+        "config": pipe.name_or_path,
+        "shape": {"frames": frames, "latent_frames": latents, "height": geo.pixel_size[0],
+                  "width": geo.pixel_size[1], "tokens_per_frame": geo.num_tokens, "batch": batch},
+        "steps": {"ar": settings.ar_steps, "diffusion": settings.diffusion_steps,
+                  "guidance": settings.guidance, "cfg_rows": rows},
+        "settings": asdict(settings),
+        "stages": stages,
+        "transformer_seconds": {k: round(v, 4) for k, v in transformer_seconds.items()},
+        "transformer_covers": "temporal + spatial + head, wall time of the sampling call (after warm-up)",
+        "peak_memory_gib": peak,
+        "matmul_tflop_per_s": round(rate, 3),
+        "matmul_dtype": "bfloat16" if device.type == "cuda" else settings.dtype,
+    }
+    if "plain" in transformer_seconds:
+        report["fast_over_plain_speedup"] = round(transformer_seconds["plain"] / transformer_seconds["fast"], 3)
+    spatial = stages["spatial"]["tflop_per_s"]
+    if spatial:
+        report["spatial_over_matmul_rate"] = round(spatial / rate, 4)
+    if settings.kv_compare and latents > 1:
+        with pipe._stage(pipe.transformer):
+            prefix = torch.randn(rows, prefix_len, geo.temporal.width, device=pipe.execution_device,
+                                 dtype=dtype)
+            report["kv_cache"] = kv_cache_vs_recompute(pipe.transformer, prefix, latents, batch, cfg,
+                                                       pipe.execution_device)
+    return report
+
+
+def _vae_flops(vae, latents, is_video) -> int:
+    """Count the decode's FLOPs on the meta device (shapes only, nothing computed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        meta = type(vae).from_config(vae.config)
+    z = torch.empty(latents.shape, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        for i in range(z.size(0)):
+            meta.decode(z[i : i + 1] if is_video else z[i : i + 1, :, 0])
+    return counter.get_total_flops() * (1 if is_video else z.size(2))

@@ -1,0 +1,37 @@
+"""The configs nova carries for the released checkpoints agree with the reference manifests."""
+
+import json
+
+import pytest
+
+from nova_core import released
+from tests.conftest import MANIFESTS, REFERENCE
+
+
+@pytest.mark.parametrize("repo", sorted(released.CHECKPOINTS))
+def test_transformer_and_vae_configs_match_the_manifests(repo):
+    folder = MANIFESTS / repo.split("/")[1]
+    transformer = json.loads((folder / "transformer.json").read_text())["config"]
+    ours = released.CHECKPOINTS[repo]
+    assert {k: v for k, v in transformer.items() if k != "rotary_pos_embed"} == ours["transformer"]
+    vae = json.loads((folder / "vae.json").read_text())["config"]
+    for key, value in ours["vae_config"].items():
+        assert vae[key] == value, key
+    phi = json.loads((folder / "text_encoder.json").read_text())["config"]
+    for key, value in ours["text_encoder"].items():
+        assert phi[key] == value, key
+
+
+@pytest.mark.parametrize("name", sorted(released.TINY))
+def test_tiny_configs_match_the_tiny_checkpoints(name):
+    transformer = json.loads((REFERENCE / name / "transformer" / "config.json").read_text())
+    ours = released.TINY[name]["transformer"]
+    assert {k: transformer[k] for k in ours} == ours
+    vae = json.loads((REFERENCE / name / "vae" / "config.json").read_text())
+    assert {k: vae[k] for k in released.TINY[name]["vae_config"]} == released.TINY[name]["vae_config"]
+
+
+def test_aliases_and_unknown_names():
+    assert released.config("video")[0] == "BAAI/nova-d48w1024-osp480"
+    with pytest.raises(KeyError, match="unknown config"):
+        released.config("nova-xl")
