@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CliError
+from .errors import CliError, UsageError
 
 TRANSFORMER_KEYS = ("image_dim", "image_size", "image_stride", "text_token_dim", "text_token_len",
                     "image_base_size", "video_base_size", "video_mixer_rank", "rotary_pos_embed", "arch")
@@ -31,21 +31,21 @@ def resolve_device(name: str, local_rank: int | None = None) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-            raise CliError(f"--device {name}: CUDA requested but no GPU is available (torch "
+            raise UsageError(f"--device {name}: CUDA requested but no GPU is available (torch "
                            f"{torch.__version__}, {build}); use --device cpu")
         index = name.partition(":")[2]
         if not index:
             return f"cuda:{local_rank or 0}"
         if not index.isdigit() or int(index) >= torch.cuda.device_count():
-            raise CliError(f"--device {name}: no such GPU ({torch.cuda.device_count()} visible)")
+            raise UsageError(f"--device {name}: no such GPU ({torch.cuda.device_count()} visible)")
         return name
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise CliError("--device mps: Apple GPU (MPS) requested but not available; use --device cpu")
+            raise UsageError("--device mps: Apple GPU (MPS) requested but not available; use --device cpu")
         return name
     if name == "cpu":
         return name
-    raise CliError(f"--device {name}: unknown device (use auto, cpu, cuda, cuda:N or mps)")
+    raise UsageError(f"--device {name}: unknown device (use auto, cpu, cuda, cuda:N or mps)")
 
 
 def resolve_dtype(name: str, device: str):
@@ -117,11 +117,7 @@ def load_pipeline(checkpoint: Checkpoint, device: str, dtype, low_memory: bool):
 
     pipe = NOVAPipeline.from_pretrained(str(checkpoint.folder), torch_dtype=dtype)
     if low_memory:
-        enable = getattr(pipe, "enable_low_memory", None)
-        if enable is None:
-            raise CliError("low_memory is set but this nova_core has no NOVAPipeline.enable_low_memory;"
-                           " update nova or drop the low-memory preset")
-        enable(device)
+        pipe.enable_low_memory(device)
     else:
         pipe.to(device)
     return pipe

@@ -1,7 +1,8 @@
 """Every bad input the issue lists: one line on stderr, the right exit code, no traceback, no file.
 
-Exit codes: 2 when the command line itself is wrong (fix the command), 1 when something it names
-or needs fails at run time (inputs, model, device, memory, output folder), 130 on Ctrl-C.
+Exit codes: 2 when the command line must change (values, presets, output names, a device this
+machine lacks), 1 when something it names fails at run time (input files, model, memory, output
+folder), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ CASES = [
     ("output not writable", ["t2v", "a", *T2V, "-o", "/proc/nova/out.mp4"], 1, "output folder /proc/nova is not writable", None),
     ("output under a file", ["t2v", "a", *T2V, "-o", "{text}/out.mp4"], 1, "notes.txt is a file", None),
     ("cuda without a gpu" if NO_GPU else "no such gpu", ["t2v", "a", *T2V, "--device", "cuda" if NO_GPU else "cuda:99"],
-     1, "CUDA requested but no GPU is available" if NO_GPU else "no such GPU", None),
-    ("unknown device", ["t2v", "a", *T2V, "--device", "tpu"], 1, "--device tpu: unknown device", None),
+     2, "CUDA requested but no GPU is available" if NO_GPU else "no such GPU", None),
+    ("unknown device", ["t2v", "a", *T2V, "--device", "tpu"], 2, "--device tpu: unknown device", None),
     ("out of memory in the decode", ["t2v", "a", *T2V, "--frames", 5], 1,
      "out of memory while decoding with the VAE (stage 'decode'); the video was sampled but not decoded; "
      "try --preset low-memory", raise_in_decode),
