@@ -136,14 +136,15 @@ def _plan_one(entry, batch_flags, base, out_folder, book, checkpoints, overwrite
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} (known: {', '.join(JOB_KEYS + tuple(sorted(CHECKS)))})")
     prompt, out = fields.pop("prompt", None), fields.pop("out", None)
-    source = fields.pop("image" if command == "i2v" else "clip", None)
-    fields.pop("image", None), fields.pop("clip", None)
+    image, clip = fields.pop("image", None), fields.pop("clip", None)
+    source = image if command == "i2v" else clip if command == "extend" else None
     if command in ("t2i", "t2v") and not (isinstance(prompt, str) and prompt.strip()):
         raise UsageError(f"{command} needs a prompt")
     if command in ("i2v", "extend") and not source:
         raise UsageError(f"{command} needs {'an image' if command == 'i2v' else 'a clip'}")
-    if prompt is not None and not isinstance(prompt, str):
-        raise UsageError("prompt must be text")
+    for key, value in (("prompt", prompt), ("out", out), ("image", image), ("clip", clip)):
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{key} must be text")
     presets = list(batch_flags.get("preset") or []) + _as_list(fields.pop("preset", None))
     flags = {**batch_flags, **fields, "preset": presets}
     if command == "extend" and flags.get("flow") is None:

@@ -48,6 +48,8 @@ def plan_job(command: str, prompt: str | None, source, settings: Settings, check
                          " such as BAAI/nova-d48w1024-osp480")
     if settings.seed is None:
         settings = replace(settings, seed=random_seed())
+    if command == "extend":
+        extend.window(settings)  # a bad --chunk is a usage error before any file is read
     count = settings.num if command == "t2i" else 1
     seeds = tuple(settings.seed + i for i in range(count))
     source = Path(source) if source is not None else None
@@ -116,9 +118,9 @@ def read_inputs(job: Job, reporter) -> dict:
         flow, notes = job.settings.flow, [f"{job.source}: {note}"] if note else []
         measured = flow == "auto"
         if measured:
-            flow = clip_flow(clip, reporter, job.source)
+            flow = clip_flow(clip, size, reporter, job.source)
         plan = (f"+{job.settings.steps} x {win.new_frames} frames after {len(clip)} "
-                f"(context {win.context} latent), flow {flow:g}{' (measured)' if measured else ''}")
+                f"(context {win.context} latent), flow {flow:.2f}{' (measured)' if measured else ''}")
         return {"clip": clip, "flow": flow, "notes": notes, "plan": plan,
                 "input": {"path": str(job.source), "fps": fps, "frames": len(clip), "fitted": note,
                           "flow_measured": round(flow, 3) if measured else None}}
@@ -127,18 +129,17 @@ def read_inputs(job: Job, reporter) -> dict:
     return {}
 
 
-def clip_flow(clip: np.ndarray, reporter, path) -> float:
-    """The clip's motion flow (already at 12 fps and model size), clamped to the valid range."""
-    from nova_core.motion_flow import clip_flow as measure
-
+def clip_flow(clip: np.ndarray, size, reporter, path) -> float:
+    """The clip's motion flow (``clip`` is already at 12 fps and the model's size), within the valid range."""
     from .settings import FLOW_RANGE
 
-    value = measure(clip)
+    value = media.measure_motion_flow(clip, extend.TRAINING_FPS, size)
     reporter.note(f"{path}: motion flow {value:.2f} (measured: OpenCV corners + Lucas-Kanade at 12 fps)")
     low, high = FLOW_RANGE
-    if not low <= value <= high:
-        reporter.warn(f"measured flow {value:.2f} is outside {low:g}..{high:g}; using {min(max(value, low), high):g}")
-    return min(max(value, low), high)
+    used = min(max(value, low), high)
+    if used != value:
+        reporter.warn(f"measured flow {value:.2f} is outside {low:g}..{high:g}; using {used:g}")
+    return used
 
 
 def _generate(job: Job, pipe, seed: int, inputs: dict, stages: Stages, reporter, label: str):
@@ -168,7 +169,7 @@ def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, t
     }
     if job.command != "t2i":
         settings |= {"frames": s.frames, "latent_frames": generate.latent_frames(s.frames),
-                     "flow": inputs.get("flow", s.flow), "fps": s.fps, "output_frames": int(shape[0])}
+                     "flow": round(inputs.get("flow", s.flow), 3), "fps": s.fps, "output_frames": int(shape[0])}
     if job.command == "t2i":
         settings["num"] = s.num
     if job.command == "extend":

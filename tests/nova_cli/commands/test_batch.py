@@ -46,6 +46,7 @@ def test_jsonl_jobs_of_every_kind_and_failures_do_not_stop_the_rest(nova, tmp_pa
         {"command": "i2v", "image": "in/missing.png"},
         "{not json",
         {"prompt": "typo", "frame": 5},
+        {"command": "i2v", "image": 42},
         {"command": "extend", "clip": str(media["clip"]), "frames": 5, "steps": 1, "seed": 9},
         {"prompt": "rain on a window", "frames": 5, "out": "rain.mp4"},
     ]
@@ -57,8 +58,8 @@ def test_jsonl_jobs_of_every_kind_and_failures_do_not_stop_the_rest(nova, tmp_pa
     assert sorted(p.name for p in out.glob("*") if not p.name.endswith(".json")) == [
         "a-lighthouse-s5.png", "a-lighthouse-s6.png", "clip-ext-s9.mp4", "rain.mp4", "start-the-square-slides-s0.mp4"]
     assert len(result.records()) == 5
-    assert "4 done, 0 skipped (already there), 4 failed" in result.err
-    for message in ("in/missing.png: no such file", "not valid JSON", "unknown key 'frame'",
+    assert "4 done, 0 skipped (already there), 5 failed" in result.err
+    for message in ("in/missing.png: no such file", "not valid JSON", "unknown key 'frame'", "image must be text",
                     "writes rain.mp4, like line 2"):
         assert message in result.err
     assert sidecar(out / "rain.mp4")["settings"]["flow"] == 2.0
