@@ -26,7 +26,7 @@ def generator(seed: int):
 
 
 def generate(pipe, settings, prompt: str, num_latents: int, stages: Stages, progress, gen, *, image=None,
-             latents=None, motion_flow=None) -> np.ndarray:
+             latents=None, motion_flow=5.0) -> np.ndarray:
     """uint8 frames (F, H, W, 3) of one prompt; an image is F = 1."""
     import torch
 
@@ -36,7 +36,7 @@ def generate(pipe, settings, prompt: str, num_latents: int, stages: Stages, prog
             prompt, negative_prompt=settings.negative_prompt or None,
             num_inference_steps=settings.ar_steps, num_diffusion_steps=settings.diffusion_steps,
             max_latent_length=num_latents, guidance_scale=settings.guidance,
-            motion_flow=5.0 if motion_flow is None else motion_flow,
+            motion_flow=motion_flow,
             image=image, latents=latents, generator=gen, output_type="pt", progress=progress,
         )
     finally:

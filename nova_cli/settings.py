@@ -7,7 +7,7 @@ gets the same one-line message wherever it was written; only the ``source`` in i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -170,7 +170,11 @@ def flag_source(name: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """The settings of one job after presets and flags are combined (None: not set anywhere)."""
+    """The settings of one job after presets and flags are combined.
+
+    The bundled presets set every value that matters; the defaults here only fill in what a user
+    preset that replaces a bundled one leaves out (None: not set anywhere).
+    """
 
     model: str
     presets: tuple[str, ...]
@@ -181,7 +185,7 @@ class Settings:
     ar_steps: int = 64
     diffusion_steps: int = 25
     frames: int | None = None
-    flow: float | str | None = None
+    flow: float | str = 5.0  # the pipeline's default
     fps: float = 12.0
     num: int = 1
     steps: int = 1
@@ -189,9 +193,6 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     low_memory: bool = False
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def base_preset(command: str) -> str:

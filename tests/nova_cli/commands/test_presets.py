@@ -74,3 +74,13 @@ def test_unknown_key_in_a_preset(nova):
     (user_presets() / "odd.toml").write_text("frames = [\n")
     result = nova("presets", "odd")
     assert result.code == 2 and "cannot read it" in result.err
+
+
+def test_a_user_video_preset_replaces_the_bundled_one(nova):
+    from tests.conftest import TINY_T2V
+
+    (user_presets() / "video.toml").write_text(f'model = "{TINY_T2V}"\nframes = 5\nar_steps = 1\ndiffusion_steps = 1\n')
+    result = nova("t2v", "dunes", "--json", "--quiet")
+    assert result.code == 0, result.err
+    settings = result.records()[0]["settings"]
+    assert (settings["frames"], settings["ar_steps"], settings["flow"], settings["guidance"]) == (5, 1, 5.0, 5.0)
