@@ -82,6 +82,8 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
     device = resolve_device(s.device, job.local_rank)
     dtype = resolve_dtype(s.dtype, device)
     inputs = read_inputs(job, reporter)
+    if job.command in ("i2v", "extend") and not job.prompt.strip():
+        reporter.warn("no --prompt: NOVA follows captions; describing the motion you want helps a lot")
     reporter.plan(plan_line(job, device, dtype, inputs.get("plan", "")))
     for note in inputs.get("notes", []):
         reporter.note(note)

@@ -52,3 +52,10 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def print_result(renderable) -> None:
+    """A table that is the command's result (presets, models) goes to stdout, like any result."""
+    from rich.console import Console
+
+    Console(highlight=False).print(renderable)

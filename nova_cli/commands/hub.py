@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from ..report import Reporter
+from ..report import Reporter, print_result
 
 # The five released checkpoints: (repo, kind, resolution, notes).
 KNOWN = (
@@ -67,7 +67,6 @@ def models(
         for row in rows:
             print(json.dumps(row))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="NOVA checkpoints", title_justify="left")
@@ -76,7 +75,7 @@ def models(
     for row in rows:
         size = f"yes, {row['size_on_disk'] / 1e9:.2f} GB" if row["cached"] else "no: nova download " + row["repo_id"]
         table.add_row(row["repo_id"], row["kind"] or "?", row["resolution"] or "?", size, row["notes"])
-    Console(highlight=False).print(table)
+    print_result(table)
     Reporter().note(f"cache: {hub.cache_dir_for(cache_dir)}")
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..presets import PresetBook, bundled_folders, user_folder
-from ..report import Reporter
+from ..presets import PresetBook, user_folder
+from ..report import Reporter, print_result
 
 
 def presets(
@@ -30,18 +30,11 @@ def presets(
     for p in chosen:
         values = ", ".join(f"{k}={v}" for k, v in p.values.items())
         table.add_row(p.name, p.origin, values, p.description)
-    _print_result(table)
-    bundled = next((str(f) for f in bundled_folders() if f.is_dir()), "not found")
-    Reporter().note(f"bundled: {bundled}\nyours:   {user_folder()} (a file there replaces a bundled preset of "
-             "the same name)\nt2i starts from 'image', t2v/i2v/extend from 'video'; --preset adds on top, "
-             "flags override.")
-
-
-def _print_result(renderable) -> None:
-    """Tables that are the command's result go to stdout."""
-    from rich.console import Console
-
-    Console(highlight=False).print(renderable)
+    print_result(table)
+    bundled = next((str(folder) for folder, origin in book.folders if origin == "bundled"), "not found")
+    Reporter().note(f"bundled: {bundled}\nyours:   {user_folder()} (a file there replaces a bundled preset"
+                    " of the same name)\nt2i starts from 'image', t2v/i2v/extend from 'video'; --preset adds"
+                    " on top, flags override.")
 
 
 def register(app: typer.Typer) -> None:

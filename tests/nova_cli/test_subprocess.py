@@ -36,6 +36,7 @@ def test_every_command_as_a_process(tmp_path, media):
         assert results[name][0] == 0, (name, results[name][2])
     frames = {name: len(read_mp4(json.loads(results[name][1])["path"])[0]) for name in ("t2v", "i2v", "extend")}
     assert frames == {"t2v": 5, "i2v": 5, "extend": 15 + 4}
+    assert "no --prompt" in results["i2v"][2] and "motion flow" in results["extend"][2]
     assert json.loads(results["t2i"][1])["output"] == "a-fox-s1.png"
     assert json.loads(results["batch"][1])["output"] == "a-fox-s1.mp4"
     assert "quality" in json.loads(results["presets"][1])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY_T2I, TINY_T2V
+from tests.conftest import TINY_T2V
 from tests.nova_cli.conftest import T2I, T2V, files, read_mp4, sidecar
 
 
