@@ -15,7 +15,10 @@ import typer
 
 from .errors import CliError
 
-COMMAND_MODULES: tuple[str, ...] = ("bench", "prepare", "train")
+COMMAND_MODULES: tuple[str, ...] = (
+    "commands.generate", "commands.batch", "commands.presets", "commands.hub", "commands.flow",
+    "bench", "prepare", "train",
+)
 
 app = typer.Typer(
     name="nova",
@@ -37,11 +40,13 @@ def _version(value: bool):
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
 ):
     """NOVA from the shell. Exit codes: 0 success, 1 failure at run time, 2 bad usage, 130 interrupted."""
+    ctx.obj = {"debug": debug or os.environ.get("NOVA_DEBUG") == "1"}
 
 
 _registered = False
@@ -73,22 +78,32 @@ def exit_code_for(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _click_errors() -> tuple[type, type, type]:
+    """(Exit, Abort, ClickException) of the click that Typer runs on: Typer >= 0.2x vendors click
+    as ``typer._click``, older ones use ``click``; both expose the classes through Typer."""
+    import typer
+
+    base = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return typer.Exit, typer.Abort, base
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the app and return its exit code (what ``main`` exits with; tests call this)."""
-    import click
-
+    exit_error, abort, click_error = _click_errors()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("NOVA_DEBUG") == "1"
     _register_commands()
     try:
-        app(args=argv, prog_name="nova", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, Typer returns the code of typer.Exit and turns Ctrl-C into 130.
+        code = app(args=argv, prog_name="nova", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        return _fail("interrupted", 130) if code == 130 else code
+    except exit_error as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # usage errors from click/typer: exit 2
+    except click_error as exc:  # usage errors from click/typer: exit 2
         exc.show()
         return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, abort):
         return _fail("interrupted", 130)
     except Exception as exc:
         known = exit_code_for(exc)

@@ -276,6 +276,31 @@ class NOVAPipeline:
         z = (z - shift if shift else z) * self.vae.config.scaling_factor
         return z.unsqueeze(2)
 
+    @torch.no_grad()
+    def encode_video(self, frames, generator=None) -> torch.Tensor:
+        """uint8 clip (F, H, W, 3), F = 1 + 4k, at the model's size -> scaled posterior sample
+        (1, C, 1 + k, h, w): the latents that pre-fill frames to extend a clip (``latents=``).
+
+        Runs where the pipeline runs (in low-memory mode the VAE visits the device for it).
+        """
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        if not self.is_video_model:
+            raise InputError("encode_video needs a video checkpoint (the 3D VAE)")
+        frames = np.asarray(frames)
+        height, width = self.transformer.geometry.pixel_size
+        count = frames.shape[0] if frames.ndim == 4 else 0
+        if frames.dtype != np.uint8 or frames.shape[1:] != (height, width, 3) or count < 1 or (count - 1) % 4:
+            raise InputError(f"frames must be uint8 (1 + 4k, {height}, {width}, 3), got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        with self._stage(self.vae):
+            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.vae.device, self.vae.dtype)
+            x = ((x - 127.5) / 127.5).permute(3, 0, 1, 2).unsqueeze(0)
+            moments = self.vae.encode(x).latent_dist.parameters
+        z = DiagonalGaussianDistribution(moments.float()).sample(generator)
+        shift = getattr(self.vae.config, "shift_factor", None)
+        return (z - shift if shift else z) * self.vae.config.scaling_factor
+
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, C, T, h, w) -> pixels in [-1, 1]: (B, 3, T', H, W) or (B, 3, H, W)."""
         vae, config = self.vae, self.vae.config

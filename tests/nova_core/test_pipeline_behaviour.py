@@ -154,3 +154,13 @@ def test_transformer_loads_hub_style_and_save_pretrained_configs(tmp_path):
     again = NOVATransformer3DModel.from_pretrained(str(tmp_path))
     for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_encode_video_prefills_like_encode_image(t2v):
+    """A 1-frame clip encodes exactly as the image; 1 + 4k frames give 1 + k latent frames."""
+    clip = np.random.default_rng(1).integers(0, 256, (9, 64, 96, 3), dtype=np.uint8)
+    one = t2v.encode_video(clip[:1], gen(4))
+    assert torch.equal(one, t2v.encode_image(clip[0], gen(4)))
+    assert t2v.encode_video(clip, gen(4)).shape == (1, 4, 3, 8, 12)
+    with pytest.raises(InputError, match=r"1 \+ 4k"):
+        t2v.encode_video(clip[:6])

@@ -1,0 +1,65 @@
+"""Running ``nova batch`` under torchrun: which jobs are this rank's, and gathering every result.
+
+Jobs are split round-robin by their place in the file (job i on rank i mod N), so every job runs
+exactly once without any coordination while working. The process group only carries the
+results at the end, so it uses gloo on every machine (CPU or GPU); each rank generates on its own
+device (``cuda:LOCAL_RANK``, or the CPU).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+# Ranks finish at different times; the fastest one waits for the slowest in the final gather.
+GATHER_TIMEOUT = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local_rank: int | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def owns(self, index: int) -> bool:
+        return index % self.world == self.rank
+
+
+def from_environment(env=os.environ) -> Ranks:
+    """The ranks torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK; one process otherwise."""
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Ranks()
+    return Ranks(int(env["RANK"]), world, int(env.get("LOCAL_RANK", "0")))
+
+
+@contextmanager
+def process_group(ranks: Ranks):
+    """A gloo process group for the final gather (nothing when running alone)."""
+    if ranks.world == 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=ranks.rank, world_size=ranks.world, timeout=GATHER_TIMEOUT)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def gather(results: list, ranks: Ranks) -> list:
+    """Every rank's results, on every rank (so every rank can exit with the batch's status)."""
+    if ranks.world == 1:
+        return list(results)
+    import torch.distributed as dist
+
+    parts: list = [None] * ranks.world
+    dist.all_gather_object(parts, results)
+    return [item for part in parts for item in part]

@@ -1,0 +1,212 @@
+"""One generation job, from checked settings to files on disk; shared by the commands and batch.
+
+``plan_job`` decides everything that can be decided without weights (checkpoint kind, seeds,
+output paths); ``run_job`` reads the inputs, prints the plan line, loads the model, generates and
+writes each output with its sidecar.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import extend, generate, media, naming, writing
+from .errors import UsageError
+from .progress import Stages
+from .runtime import Checkpoint, memory_guard, resolve_device, resolve_dtype
+from .settings import Settings
+
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    command: str  # t2i | t2v | i2v | extend
+    prompt: str
+    source: Path | None  # i2v image / extend clip
+    settings: Settings  # seed resolved
+    checkpoint: Checkpoint
+    outputs: tuple[Path, ...]
+    seeds: tuple[int, ...]  # one per output
+    overwrite: bool = False
+    local_rank: int | None = None
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def plan_job(command: str, prompt: str | None, source, settings: Settings, checkpoint: Checkpoint,
+             out: str | None, *, unique: bool = True, overwrite: bool = False,
+             local_rank: int | None = None) -> Job:
+    if command != "t2i" and not checkpoint.is_video:
+        raise UsageError(f"{checkpoint.name} is an image checkpoint (2D VAE): {command} needs a video one"
+                         " such as BAAI/nova-d48w1024-osp480")
+    if settings.seed is None:
+        settings = replace(settings, seed=random_seed())
+    if command == "extend":
+        extend.window(settings)  # a bad --chunk is a usage error before any file is read
+    count = settings.num if command == "t2i" else 1
+    seeds = tuple(settings.seed + i for i in range(count))
+    source = Path(source) if source is not None else None
+    stems = [naming.default_stem(command, prompt, source, s) for s in seeds]
+    outputs = naming.plan_outputs(command, out, stems, unique=unique, overwrite=overwrite)
+    return Job(command, prompt or "", source, settings, checkpoint, tuple(outputs), seeds, overwrite,
+               local_rank)
+
+
+def plan_line(job: Job, device: str, dtype, extra: str = "") -> str:
+    s, (height, width) = job.settings, job.checkpoint.pixel_size
+    parts = [job.command, f"model {job.checkpoint.label}", f"{width}x{height}"]
+    if job.command == "t2i":
+        parts.append(f"{s.num} image{'s' if s.num > 1 else ''}")
+    else:
+        parts.append(f"{s.frames} frames ({generate.latent_frames(s.frames)} latent)")
+    parts.append(f"{s.ar_steps} AR x {s.diffusion_steps} diffusion steps, guidance {s.guidance:g}")
+    if extra:
+        parts.append(extra)
+    seeds = f"seed {job.seeds[0]}" + (f"..{job.seeds[-1]}" if len(job.seeds) > 1 else "")
+    low = " low-memory" if s.low_memory else ""
+    parts += [seeds, f"{device} {str(dtype).removeprefix('torch.')}{low}"]
+    target = str(job.outputs[0]) + (f" (+{len(job.outputs) - 1} more)" if len(job.outputs) > 1 else "")
+    return " · ".join(parts) + f" -> {target}"
+
+
+def run_job(job: Job, pipelines, reporter) -> list[dict]:
+    """Generate and write every output of ``job``; returns one record (sidecar + path) per output."""
+    s, ckpt = job.settings, job.checkpoint
+    device = resolve_device(s.device, job.local_rank)
+    dtype = resolve_dtype(s.dtype, device)
+    inputs = read_inputs(job, reporter)
+    if job.command in ("i2v", "extend") and not job.prompt.strip():
+        reporter.warn("no --prompt: NOVA follows captions; describing the motion you want helps a lot")
+    reporter.plan(plan_line(job, device, dtype, inputs.get("plan", "")))
+    for note in inputs.get("notes", []):
+        reporter.note(note)
+
+    stages, records = Stages(), []
+    with memory_guard(stages, s):
+        stages.enter("load")
+        pipe = pipelines.get(ckpt, device, dtype, s.low_memory)
+        stages.stop()
+        load_seconds = stages.seconds.pop("load", 0.0)
+        for index, (path, seed) in enumerate(zip(job.outputs, job.seeds)):
+            label = f"image {index + 1}/{len(job.outputs)}" if len(job.outputs) > 1 else ""
+            result = _generate(job, pipe, seed, inputs, stages, reporter, label)
+            timings = {"load": round(load_seconds, 2) if index == 0 else 0.0, **stages.rounded()}
+            stages.seconds.clear()
+            record = sidecar(job, path, seed, device, dtype, inputs, timings, result.shape)
+            _write(job, path, result, record)
+            record = {"path": str(path), **record}
+            reporter.output(record)
+            records.append(record)
+    return records
+
+
+def read_inputs(job: Job, reporter) -> dict:
+    """Decode the image or clip (fitted to the model), and measure the clip's flow if asked."""
+    size = job.checkpoint.pixel_size
+    if job.command == "i2v":
+        image, note = media.fit_to_size(media.read_image(job.source), size)
+        return {"image": image, "notes": [f"{job.source}: {note}"] if note else [],
+                "input": {"path": str(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
+    if job.command == "extend":
+        clip, fps, note = extend.read_clip(job.source, size)
+        win = extend.window(job.settings)
+        flow, notes = job.settings.flow, [f"{job.source}: {note}"] if note else []
+        measured = flow == "auto"
+        if measured:
+            flow = clip_flow(clip, size, reporter, job.source)
+        plan = (f"+{job.settings.steps} x {win.new_frames} frames after {len(clip)} "
+                f"(context {win.context} latent), flow {flow:.2f}{' (measured)' if measured else ''}")
+        return {"clip": clip, "flow": flow, "notes": notes, "plan": plan,
+                "input": {"path": str(job.source), "fps": fps, "frames": len(clip), "fitted": note,
+                          "flow_measured": round(flow, 3) if measured else None}}
+    if job.command == "t2v":
+        return {"plan": f"flow {job.settings.flow:g}"}
+    return {}
+
+
+def clip_flow(clip: np.ndarray, size, reporter, path) -> float:
+    """The clip's motion flow (``clip`` is already at 12 fps and the model's size), within the valid range."""
+    from .settings import FLOW_RANGE
+
+    value = media.measure_motion_flow(clip, extend.TRAINING_FPS, size)
+    reporter.note(f"{path}: motion flow {value:.2f} (measured: OpenCV corners + Lucas-Kanade at 12 fps)")
+    low, high = FLOW_RANGE
+    used = min(max(value, low), high)
+    if used != value:
+        reporter.warn(f"measured flow {value:.2f} is outside {low:g}..{high:g}; using {used:g}")
+    return used
+
+
+def _generate(job: Job, pipe, seed: int, inputs: dict, stages: Stages, reporter, label: str):
+    s = job.settings
+    if job.command == "t2i":
+        return generate.text_to_image(pipe, s, job.prompt, seed, stages, reporter.progress(stages, label))
+    if job.command == "t2v":
+        return generate.text_to_video(pipe, s, job.prompt, seed, stages, reporter.progress(stages, label))
+    if job.command == "i2v":
+        return generate.image_to_video(pipe, s, job.prompt, seed, inputs["image"], stages,
+                                       reporter.progress(stages, label))
+    return extend.extend_clip(pipe, s, job.prompt, seed, inputs["clip"], inputs["flow"], stages,
+                              lambda round_label: reporter.progress(stages, round_label))
+
+
+def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, timings: dict,
+            shape: tuple) -> dict:
+    """Everything needed to reproduce the output (and what it cost)."""
+    import torch
+    from nova_core import __version__
+
+    s = job.settings
+    settings = {
+        "presets": list(s.presets), "ar_steps": s.ar_steps, "diffusion_steps": s.diffusion_steps,
+        "guidance": s.guidance, "width": job.checkpoint.pixel_size[1], "height": job.checkpoint.pixel_size[0],
+        "low_memory": s.low_memory,
+    }
+    if job.command != "t2i":
+        settings |= {"frames": s.frames, "latent_frames": generate.latent_frames(s.frames),
+                     "flow": round(inputs.get("flow", s.flow), 3), "fps": s.fps, "output_frames": int(shape[0])}
+    if job.command == "t2i":
+        settings["num"] = s.num
+    if job.command == "extend":
+        win = extend.window(s)
+        settings |= {"steps": s.steps, "chunk": win.chunk, "context": win.context,
+                     "flow_setting": s.flow}
+    return {
+        "sidecar_version": SIDECAR_VERSION,
+        "nova_version": __version__,
+        "command": job.command,
+        "output": path.name,
+        "prompt": job.prompt,
+        "negative_prompt": s.negative_prompt,
+        "seed": seed,
+        "model": {"id": job.checkpoint.name, "revision": job.checkpoint.revision,
+                  "folder": str(job.checkpoint.folder)},
+        "settings": settings,
+        "input": inputs.get("input"),
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch_version": torch.__version__,
+        "timings": timings,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write(job: Job, path: Path, result: np.ndarray, record: dict) -> None:
+    import json
+
+    if job.command == "t2i":
+        text = {"Description": job.prompt, "Software": f"nova {record['nova_version']}",
+                "nova": json.dumps(record, ensure_ascii=False)}
+        writing.commit(path, lambda tmp: writing.write_png(tmp, result, text), record, overwrite=job.overwrite)
+    else:
+        comment = json.dumps({k: record[k] for k in ("prompt", "seed", "model", "nova_version")},
+                             ensure_ascii=False)
+        writing.commit(path, lambda tmp: writing.write_mp4(tmp, result, job.settings.fps, comment), record,
+                       overwrite=job.overwrite)
