@@ -15,7 +15,6 @@ from pathlib import Path
 import typer
 
 from .errors import CliError, Interrupted, MediaError, UsageError
-from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 TARGET_FPS = 12  # the video checkpoint's frame rate (its fps token always says 12)
 
@@ -52,6 +51,8 @@ def parse_stride(value: str) -> int | None:
 
 def list_folder(folder: Path, exclude: Path) -> list[Entry]:
     """Media files below ``folder`` (sorted), each with the caption in the .txt beside it."""
+    from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # media imports numpy: keep `nova --help` light
+
     entries = []
     for path in sorted(folder.rglob("*")):
         suffix = path.suffix.lower()
@@ -99,7 +100,7 @@ def list_manifest(manifest: Path) -> list[Entry]:
 
 def clip_of(entry: Entry, encoder, frames: int, stride: int | None):
     """-> (uint8 frames at the model's size, metadata) for one entry, or raise Skip/MediaError."""
-    from .media import fit_to_size, measure_motion_flow, read_image, read_video_head
+    from .media import IMAGE_SUFFIXES, fit_to_size, measure_motion_flow, read_image, read_video_head
 
     size = encoder.geometry.pixel_size
     if entry.path.suffix.lower() in IMAGE_SUFFIXES - {".gif"}:
