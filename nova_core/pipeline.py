@@ -157,8 +157,7 @@ class NOVAPipeline:
                                       negative_prompt_embeds, guidance.enabled)
         batch = text.size(0) // (2 if guidance.enabled else 1)
         if image is not None:  # the posterior sample is the first random draw of the call
-            with self._stage(self.vae):
-                latents = self.encode_image(image, generator)
+            latents = self.encode_image(image, generator)
         prefill = self._prefill(latents, batch, max_latent_length)
         flow = None
         if self.transformer.motion_embed is not None:
@@ -265,26 +264,11 @@ class NOVAPipeline:
 
     def encode_image(self, image, generator=None) -> torch.Tensor:
         """uint8 image -> scaled posterior sample (1, C, 1, h, w), the i2v frame 0."""
-        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+        return self._encode_pixels(self._image_array(image), generator).unsqueeze(2)
 
-        pixels = self._image_array(image)
-        x = torch.from_numpy(np.array(pixels)).to(self.vae.device, self.vae.dtype)
-        x = ((x - 127.5) / 127.5).permute(2, 0, 1).unsqueeze(0)
-        moments = self.vae.encode(x).latent_dist.parameters
-        z = DiagonalGaussianDistribution(moments.float()).sample(generator)
-        shift = getattr(self.vae.config, "shift_factor", None)
-        z = (z - shift if shift else z) * self.vae.config.scaling_factor
-        return z.unsqueeze(2)
-
-    @torch.no_grad()
     def encode_video(self, frames, generator=None) -> torch.Tensor:
         """uint8 clip (F, H, W, 3), F = 1 + 4k, at the model's size -> scaled posterior sample
-        (1, C, 1 + k, h, w): the latents that pre-fill frames to extend a clip (``latents=``).
-
-        Runs where the pipeline runs (in low-memory mode the VAE visits the device for it).
-        """
-        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
+        (1, C, 1 + k, h, w): the latents that pre-fill frames to extend a clip (``latents=``)."""
         if not self.is_video_model:
             raise InputError("encode_video needs a video checkpoint (the 3D VAE)")
         frames = np.asarray(frames)
@@ -293,9 +277,19 @@ class NOVAPipeline:
         if frames.dtype != np.uint8 or frames.shape[1:] != (height, width, 3) or count < 1 or (count - 1) % 4:
             raise InputError(f"frames must be uint8 (1 + 4k, {height}, {width}, 3), got {frames.dtype} "
                              f"{tuple(frames.shape)}")
+        return self._encode_pixels(frames, generator)
+
+    @torch.no_grad()
+    def _encode_pixels(self, pixels: np.ndarray, generator) -> torch.Tensor:
+        """uint8 (H, W, 3) or (F, H, W, 3) -> scaled posterior sample (1, C, [T,] h, w).
+
+        The sample is drawn in float32 (like the reference) from the caller's generator.
+        """
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
         with self._stage(self.vae):
-            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.vae.device, self.vae.dtype)
-            x = ((x - 127.5) / 127.5).permute(3, 0, 1, 2).unsqueeze(0)
+            x = torch.from_numpy(np.array(pixels)).to(self.vae.device, self.vae.dtype)  # a writable copy
+            x = ((x - 127.5) / 127.5).movedim(-1, 0).unsqueeze(0)
             moments = self.vae.encode(x).latent_dist.parameters
         z = DiagonalGaussianDistribution(moments.float()).sample(generator)
         shift = getattr(self.vae.config, "shift_factor", None)
