@@ -10,14 +10,6 @@ import typer
 from ..errors import UsageError
 from ..report import Reporter, print_result
 
-# The five released checkpoints: (repo, kind, resolution, notes).
-KNOWN = (
-    ("BAAI/nova-d48w1024-osp480", "video", "768x480, 33 frames", "t2v, i2v, extend; 0.6B"),
-    ("BAAI/nova-d48w768-sdxl1024", "image", "1024x1024", "0.3B"),
-    ("BAAI/nova-d48w1024-sdxl1024", "image", "1024x1024", "0.6B; the t2i default"),
-    ("BAAI/nova-d48w1536-sdxl1024", "image", "1024x1024", "1.4B"),
-    ("BAAI/nova-d48w1024-sd512", "image", "512x512", "0.6B"),
-)
 CacheDir = Annotated[Optional[str], typer.Option(
     help="Hugging Face cache folder (default: $HF_HUB_CACHE or ~/.cache/huggingface/hub).")]
 
@@ -53,12 +45,13 @@ def models(
 ):
     """List the released NOVA checkpoints and the NOVA checkpoints in the local cache."""
     from nova_core import hub
+    from nova_core.released import CHECKPOINTS
 
     cached = {c["repo_id"]: c for c in hub.cached_checkpoints(cache_dir)}
-    rows = [dict(repo_id=repo, kind=kind, resolution=res, notes=notes, released=True, cached=repo in cached,
-                 revisions=cached.get(repo, {}).get("revisions", []),
+    rows = [dict(repo_id=repo, kind=info["kind"], resolution=info["resolution"], notes=info["notes"],
+                 released=True, cached=repo in cached, revisions=cached.get(repo, {}).get("revisions", []),
                  size_on_disk=cached.get(repo, {}).get("size_on_disk"))
-            for repo, kind, res, notes in KNOWN]
+            for repo, info in CHECKPOINTS.items()]
     known = {r["repo_id"] for r in rows}
     rows += [dict(repo_id=c["repo_id"], kind=None, resolution=None, notes="", released=False, cached=True,
                   revisions=c["revisions"], size_on_disk=c["size_on_disk"])
