@@ -156,6 +156,9 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
         tensor_scheduler = TensorScheduler.from_diffusers(scheduler, num_diffusion_steps, device)
         graphs = {} if cuda_graphs else None
 
+    def order_for_call():  # one random set order per call, drawn at the first generated frame
+        return token_order(batch, geo.num_tokens, generator).to(device)
+
     frames, anchor, order = [], None, None
     progress.start(num_frames, num_known, len(num_preds))
     for t in range(num_frames):
@@ -169,21 +172,17 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
 
         if t < num_known:  # pre-filled frame: it only feeds the cache
             x = prefill[:, :, t].to(device, torch.float32).expand(batch, -1, -1, -1)
-        elif not fast:
+        elif fast:
             if order is None:
-                order = token_order(batch, geo.num_tokens, generator).to(device)
-            x = sample_frame(model, scheduler, c, order, num_preds, num_diffusion_steps,
-                             guidance, generator, image_space, progress, t, timer)
-        else:
-            if order is None:
-                order = token_order(batch, geo.num_tokens, generator).to(device)
-                plan = sampling_fast.FramePlan.build(order, num_preds, tensor_scheduler, guidance, dtype)
-                noise = sampling_fast.NoiseStream(generator, 1 + sum(tensor_scheduler.draws_noise),
-                                                  (batch, geo.latent_channels, *geo.latent_size), device,
-                                                  geo.patch_size)
+                order, plan, noise = sampling_fast.prepare(order_for_call(), num_preds, tensor_scheduler,
+                                                           guidance, generator, geo, dtype)
             with timer("spatial+head") if graphs is not None else nullcontext():
                 x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
                                                     guidance, progress, t, graphs, timer)
+        else:
+            order = order_for_call() if order is None else order
+            x = sample_frame(model, scheduler, c, order, num_preds, num_diffusion_steps,
+                             guidance, generator, image_space, progress, t, timer)
         frames.append(x)
         progress.frame(t + 1)
     progress.close()

@@ -98,6 +98,14 @@ class NoiseStream:
         return tokens.view(self.count, b, *tokens.shape[1:])
 
 
+def prepare(order, num_preds, sched: TensorScheduler, guidance: Guidance, generator, geo, dtype):
+    """What the fast path builds once the set order is drawn: (order, plan, noise stream)."""
+    plan = FramePlan.build(order, num_preds, sched, guidance, dtype)
+    noise = NoiseStream(generator, 1 + sum(sched.draws_noise), (order.size(0), geo.latent_channels,
+                        *geo.latent_size), order.device, geo.patch_size)
+    return order, plan, noise
+
+
 def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, x, c, pos, noises,
                  timer=NullTimer()):
     """One set-by-set step on the token canvas x (B, N, ppC, float32): encode, denoise, write."""
