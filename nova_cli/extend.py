@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_core.motion_flow import TRAINING_FPS
+
 from . import media
 from .errors import MediaError, UsageError
 from .generate import generate, generator, latent_frames
 
-TRAINING_FPS = 12
 MIN_FRAMES = 5  # frame 0 plus one 4-frame latent: less than that is an image (use i2v)
 
 

@@ -28,8 +28,6 @@ def generator(seed: int):
 def generate(pipe, settings, prompt: str, num_latents: int, stages: Stages, progress, gen, *, image=None,
              latents=None, motion_flow=5.0) -> np.ndarray:
     """uint8 frames (F, H, W, 3) of one prompt; an image is F = 1."""
-    import torch
-
     stages.enter("prepare")
     try:
         out = pipe(
@@ -37,14 +35,12 @@ def generate(pipe, settings, prompt: str, num_latents: int, stages: Stages, prog
             num_inference_steps=settings.ar_steps, num_diffusion_steps=settings.diffusion_steps,
             max_latent_length=num_latents, guidance_scale=settings.guidance,
             motion_flow=motion_flow,
-            image=image, latents=latents, generator=gen, output_type="pt", progress=progress,
+            image=image, latents=latents, generator=gen, output_type="np", progress=progress,
         )
     finally:
         progress.stop_display()
-    pixels = out.frames[0] if out.frames is not None else out.images[0].unsqueeze(1)  # (3, F, H, W)
-    frames = (pixels.float() * 127.5 + 127.5).clamp(0, 255).to(torch.uint8).movedim(0, -1).cpu().numpy()
     stages.stop()
-    return frames
+    return out.frames[0] if out.frames is not None else out.images[0][None]
 
 
 def text_to_image(pipe, settings, prompt, seed, stages, progress) -> np.ndarray:

@@ -31,6 +31,12 @@ from .timing import NullTimer
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
+def vae_input(pixels: np.ndarray, vae) -> torch.Tensor:
+    """uint8 (H, W, 3) or (F, H, W, 3) -> (1, 3, [F,] H, W) in [-1, 1] on the VAE's device and dtype."""
+    x = torch.from_numpy(np.array(pixels)).to(vae.device, vae.dtype)  # a writable copy
+    return ((x - 127.5) / 127.5).movedim(-1, 0).unsqueeze(0)
+
+
 @dataclass
 class NOVAPipelineOutput:
     """``images`` (B, H, W, 3 / B, 3, H, W / list of PIL) or ``frames`` (B, T, ... / list of lists)."""
@@ -288,9 +294,7 @@ class NOVAPipeline:
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         with self._stage(self.vae):
-            x = torch.from_numpy(np.array(pixels)).to(self.vae.device, self.vae.dtype)  # a writable copy
-            x = ((x - 127.5) / 127.5).movedim(-1, 0).unsqueeze(0)
-            moments = self.vae.encode(x).latent_dist.parameters
+            moments = self.vae.encode(vae_input(pixels, self.vae)).latent_dist.parameters
         z = DiagonalGaussianDistribution(moments.float()).sample(generator)
         shift = getattr(self.vae.config, "shift_factor", None)
         return (z - shift if shift else z) * self.vae.config.scaling_factor

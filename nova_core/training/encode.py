@@ -80,12 +80,12 @@ class Encoder:
     @torch.no_grad()
     def moments(self, frames: np.ndarray) -> dict[str, torch.Tensor]:
         """uint8 frames (T, H, W, 3) at the model's size -> mean, logvar (C, T', h, w) float32."""
-        vae = self.vae
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(vae.device, vae.dtype)
-        x = ((x - 127.5) / 127.5).permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, T, H, W)
+        from ..pipeline import vae_input
+
+        x = vae_input(frames, self.vae)  # (1, 3, T, H, W)
         if not self.is_video:
             x = x[:, :, 0]
-        dist = vae.encode(x).latent_dist
+        dist = self.vae.encode(x).latent_dist
         mean, logvar = dist.mean.float(), dist.logvar.float()
         if mean.dim() == 4:  # 2D VAE: one frame
             mean, logvar = mean.unsqueeze(2), logvar.unsqueeze(2)
