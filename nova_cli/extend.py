@@ -75,11 +75,11 @@ def extend_clip(pipe, settings, prompt: str, seed: int, clip: np.ndarray, flow: 
     video = clip
     for round_index in range(settings.steps):
         context = min(win.context, latent_frames(len(video)))
+        progress = progress_for(f"round {round_index + 1}/{settings.steps}")  # labels the stages too
         stages.enter("encode")
         known = pipe.encode_video(video[-(1 + 4 * (context - 1)):], gen)
         stages.stop()
-        frames = generate(pipe, settings, prompt, context + win.chunk, stages,
-                          progress_for(f"round {round_index + 1}/{settings.steps}"), gen,
+        frames = generate(pipe, settings, prompt, context + win.chunk, stages, progress, gen,
                           latents=known, motion_flow=flow)
         video = np.concatenate([video, frames[-win.new_frames:]])
     return video

@@ -8,6 +8,7 @@ writes each output with its sidecar.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +79,7 @@ def plan_line(job: Job, device: str, dtype, extra: str = "") -> str:
 
 def run_job(job: Job, pipelines, reporter) -> list[dict]:
     """Generate and write every output of ``job``; returns one record (sidecar + path) per output."""
+    started = time.perf_counter()
     s, ckpt = job.settings, job.checkpoint
     device = resolve_device(s.device, job.local_rank)
     dtype = resolve_dtype(s.dtype, device)
@@ -88,10 +90,10 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
     for note in inputs.get("notes", []):
         reporter.note(note)
 
-    stages, records = Stages(), []
-    with memory_guard(stages, s):
+    stages, records = reporter.stages(), []
+    with memory_guard(stages, s), stages.shown():
         stages.enter("load")
-        pipe = pipelines.get(ckpt, device, dtype, s.low_memory)
+        pipe = pipelines.get(ckpt, device, dtype, s.low_memory, timer=stages.part)
         stages.stop()
         load_seconds = stages.seconds.pop("load", 0.0)
         for index, (path, seed) in enumerate(zip(job.outputs, job.seeds)):
@@ -100,10 +102,14 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
             timings = {"load": round(load_seconds, 2) if index == 0 else 0.0, **stages.rounded()}
             stages.seconds.clear()
             record = sidecar(job, path, seed, device, dtype, inputs, timings, result.shape)
+            stages.enter("write", str(path))
             _write(job, path, result, record)
+            stages.stop()
+            stages.seconds.clear()
             record = {"path": str(path), **record}
             reporter.output(record)
             records.append(record)
+    reporter.done(time.perf_counter() - started, [r["path"] for r in records])
     return records
 
 

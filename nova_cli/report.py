@@ -36,12 +36,27 @@ class Reporter:
         else:
             print(record["path"], flush=True)
 
+    def stages(self):
+        """A job's stage timer; unless ``--quiet``, each stage gets a line on stderr."""
+        from .progress import StageLog, Stages
+
+        return Stages(None if self.quiet else StageLog(self.console))
+
     def progress(self, stages=None, label: str = ""):
+        """The sampling bars of one output or round (``label``), which its stage lines carry too."""
         from .progress import CliProgress, StageProgress
 
+        if stages is not None:
+            stages.label = label
         if self.quiet:
             return StageProgress(stages)
         return CliProgress(self.console, stages, label)
+
+    def done(self, seconds: float, paths: list[str]) -> None:
+        """The closing line of a job: how long it took, and what it made."""
+        if not self.quiet and paths:
+            more = f" (+{len(paths) - 1} more)" if len(paths) > 1 else ""
+            self.console.print(f"done in {seconds:.1f} s: {_escape(paths[0])}{more}")
 
     def print(self, renderable) -> None:
         if not self.quiet:

@@ -98,11 +98,12 @@ class Pipelines:
         self._key = None
         self._pipe = None
 
-    def get(self, checkpoint: Checkpoint, device: str, dtype, low_memory: bool):
+    def get(self, checkpoint: Checkpoint, device: str, dtype, low_memory: bool, timer=None):
+        """``timer(part)``: a context manager around each loading part (see ``load_pipeline``)."""
         key = (str(checkpoint.folder), device, str(dtype), low_memory)
         if key != self._key:
             self.release()
-            self._pipe = load_pipeline(checkpoint, device, dtype, low_memory)
+            self._pipe = load_pipeline(checkpoint, device, dtype, low_memory, timer)
             self._key = key
         return self._pipe
 
@@ -111,15 +112,21 @@ class Pipelines:
         free_memory()
 
 
-def load_pipeline(checkpoint: Checkpoint, device: str, dtype, low_memory: bool):
-    """``low_memory``: load on the CPU and let the pipeline move each component when it runs."""
-    from nova_core import NOVAPipeline
+def load_pipeline(checkpoint: Checkpoint, device: str, dtype, low_memory: bool, timer=None):
+    """``low_memory``: load on the CPU and let the pipeline move each component when it runs.
 
-    pipe = NOVAPipeline.from_pretrained(str(checkpoint.folder), torch_dtype=dtype)
-    if low_memory:
-        pipe.enable_low_memory(device)
-    else:
-        pipe.to(device)
+    ``timer`` times each component's loading and the move to the device.
+    """
+    from nova_core import NOVAPipeline
+    from nova_core.timing import NullTimer
+
+    timer = timer or NullTimer()
+    pipe = NOVAPipeline.from_pretrained(str(checkpoint.folder), torch_dtype=dtype, timer=timer)
+    with timer(f"to {device}"):
+        if low_memory:
+            pipe.enable_low_memory(device)
+        else:
+            pipe.to(device)
     return pipe
 
 

@@ -61,25 +61,31 @@ class NOVAPipeline:
     # ----------------------------------------------------------------- loading and saving
     @classmethod
     def from_pretrained(cls, path_or_repo_id, torch_dtype=None, revision=None, cache_dir=None,
-                        local_files_only=False, **_ignored) -> "NOVAPipeline":
+                        local_files_only=False, timer=None, **_ignored) -> "NOVAPipeline":
         """A local folder in the official layout, or a Hub repo id (downloaded into the HF cache).
 
-        The ``.py`` files that Hub repos ship are never downloaded or executed.
+        The ``.py`` files that Hub repos ship are never downloaded or executed. ``timer`` (a
+        :class:`~nova_core.timing.StageTimer`-like callable) receives each component's name while
+        it loads, so a caller can show and time the loading.
         """
         dtype = torch_dtype or torch.float32
+        timer = timer or NullTimer()
         found = hub.resolve(path_or_repo_id, revision=revision, cache_dir=cache_dir,
                             local_files_only=local_files_only)
         folder = found.folder
         index = loading.read_model_index(folder)
-        return cls(
-            transformer=loading.load_transformer(folder, dtype),
-            scheduler=loading.load_scheduler(folder, loading.class_name(index, "scheduler")),
-            vae=loading.load_vae(folder, loading.class_name(index, "vae"), dtype),
-            text_encoder=loading.load_text_encoder(folder, dtype),
-            tokenizer=loading.load_tokenizer(folder),
-            name_or_path=found.name,
-            revision=found.revision,
-        )
+        with timer("transformer"):
+            transformer = loading.load_transformer(folder, dtype)
+        with timer("scheduler"):
+            scheduler = loading.load_scheduler(folder, loading.class_name(index, "scheduler"))
+        with timer("vae"):
+            vae = loading.load_vae(folder, loading.class_name(index, "vae"), dtype)
+        with timer("text_encoder"):
+            text_encoder = loading.load_text_encoder(folder, dtype)
+        with timer("tokenizer"):
+            tokenizer = loading.load_tokenizer(folder)
+        return cls(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                   tokenizer=tokenizer, name_or_path=found.name, revision=found.revision)
 
     def save_pretrained(self, folder) -> None:
         """Write the official folder layout (loadable by this class and by diffnext's shims)."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
+import pytest
 from rich.console import Console
 
-from nova_cli.progress import CliProgress, StageProgress, Stages
+from nova_cli.progress import CliProgress, StageLog, StageProgress, Stages
+from tests.nova_cli.conftest import T2V
 
 
 def drive(progress, frames=3, known=1, steps=2):
@@ -40,3 +43,92 @@ def test_a_failure_while_sampling_keeps_the_stage():
     progress.start(2, 0, 2)
     progress.stop_display()  # what the caller does when the pipeline raised
     assert stages.current == "sample"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_steps_bar_shows_the_frames_own_time():
+    clock = Clock()
+    progress = CliProgress(Console(file=io.StringIO(), force_terminal=True, width=100), Stages(clock=clock),
+                           clock=clock)
+    progress.start(3, 0, 2)
+    clock.now = 10.0
+    progress.step(0, 2, 2)
+    progress.frame(1)  # frame 0 took 10 s
+    clock.now = 12.5
+    progress.step(1, 1, 2)
+    steps = progress._bars.tasks[-1]
+    assert steps.elapsed == 2.5 and steps.completed == 1 and "frame 1 sets" in steps.description
+    progress.close()
+
+
+def test_a_line_per_finished_stage_with_its_parts():
+    screen, clock = io.StringIO(), Clock()
+    stages = Stages(StageLog(Console(file=screen, force_terminal=False, width=200)), clock=clock)
+    stages.enter("load")
+    for name, seconds in (("transformer", 1.5), ("vae", 0.25)):
+        with stages.part(name):
+            clock.now += seconds
+    stages.enter("prepare")
+    clock.now += 0.5
+    progress = StageProgress(stages)
+    progress.start(4, 1, 8)
+    clock.now += 3.0
+    progress.close()
+    clock.now += 1.0
+    stages.stop()
+    lines = screen.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["load", "prepare", "sample", "decode"]
+    assert "1.75 s" in lines[0] and "transformer 1.50 s · vae 0.25 s" in lines[0]
+    assert "3.00 s" in lines[2] and "3 latent frames x 8 set-by-set steps" in lines[2]
+    assert stages.seconds == {"load": 1.75, "prepare": 0.5, "sample": 3.0, "decode": 1.0}
+
+
+def test_a_reused_pipeline_prints_no_load_line_and_labels_prefix_lines():
+    screen = io.StringIO()
+    stages = Stages(StageLog(Console(file=screen, force_terminal=False)))
+    stages.enter("load")
+    stages.stop()
+    stages.label = "round 2/3"
+    stages.enter("encode")
+    stages.stop()
+    assert screen.getvalue().splitlines() == [screen.getvalue().strip()]
+    assert screen.getvalue().startswith("round 2/3 encode ")
+
+
+def test_a_spinner_names_the_running_stage_on_a_terminal():
+    screen = io.StringIO()
+    stages = Stages(StageLog(Console(file=screen, force_terminal=True, width=100)))
+    with pytest.raises(RuntimeError), stages.shown():
+        stages.enter("load")
+        with stages.part("text_encoder"):
+            pass
+        stages.enter("decode")
+        raise RuntimeError("out of memory")
+    assert "loading the model" in screen.getvalue() and "decoding with the VAE" in screen.getvalue()
+    assert stages.current == "decode" and stages.view._status is None  # spinner gone, stage kept
+
+
+def test_every_stage_and_a_closing_line_end_to_end(nova, tmp_path):
+    out = tmp_path / "v.mp4"
+    result = nova("t2v", "a red ball", *T2V, "--frames", "5", "--seed", "1", "-o", out)
+    code, stdout, stderr = result.code, result.out, result.err
+    assert code == 0 and stdout == f"{out}\n"
+    stage_lines = [line.split()[0] for line in stderr.splitlines()[1:]]
+    assert stage_lines == ["load", "prepare", "sample", "decode", "write", "done"]
+    assert "transformer" in stderr and "text encoder" in stderr
+    assert re.search(rf"^done in \d+\.\d s: {re.escape(str(out))}$", stderr, re.M)
+
+
+def test_json_and_quiet_keep_their_contract(nova, tmp_path):
+    result = nova("t2v", "a red ball", *T2V, "--frames", "5", "--seed", "1", "-o", tmp_path / "j.mp4", "--json")
+    assert result.code == 0 and [r["path"] for r in result.records()] == [str(tmp_path / "j.mp4")]
+    assert "done in" in result.err
+    result = nova("t2v", "a red ball", *T2V, "--frames", "5", "--seed", "1", "-o", tmp_path / "q.mp4", "--quiet")
+    assert result.code == 0 and result.out == f"{tmp_path / 'q.mp4'}\n" and result.err == ""
