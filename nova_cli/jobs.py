@@ -139,14 +139,13 @@ def read_inputs(job: Job, reporter) -> dict:
 
 def clip_flow(clip: np.ndarray, size, reporter, path) -> float:
     """The clip's motion flow (``clip`` is already at 12 fps and the model's size), within the valid range."""
-    from .settings import FLOW_RANGE
+    from .settings import usable_flow
 
     value = media.measure_motion_flow(clip, extend.TRAINING_FPS, size)
     reporter.note(f"{path}: motion flow {value:.2f} (measured: OpenCV corners + Lucas-Kanade at 12 fps)")
-    low, high = FLOW_RANGE
-    used = min(max(value, low), high)
-    if used != value:
-        reporter.warn(f"measured flow {value:.2f} is outside {low:g}..{high:g}; using {used:g}")
+    used, note = usable_flow(value)
+    if note:
+        reporter.warn(note)
     return used
 
 

@@ -98,5 +98,15 @@ class PresetBook:
             self._read[name] = read_preset(*self._files[name])
         return self._read[name]
 
-    def all(self) -> list[Preset]:
-        return [self.get(name) for name in self.names()]
+    def survey(self) -> tuple[list[Preset], list[tuple[str, Path, str]]]:
+        """Every preset that reads, and (name, file, error) for each one that does not.
+
+        One broken file must not hide the others: it only fails when it is used.
+        """
+        good, broken = [], []
+        for name in self.names():
+            try:
+                good.append(self.get(name))
+            except UsageError as exc:
+                broken.append((name, self._files[name][0], str(exc)))
+        return good, broken

@@ -76,6 +76,16 @@ def motion_flow(value) -> float | str:
     return flow
 
 
+def usable_flow(measured: float) -> tuple[float, str | None]:
+    """A measured flow as a value ``--flow`` accepts: clamped into FLOW_RANGE, with a note if it was."""
+    low, high = FLOW_RANGE
+    used = min(max(measured, low), high)
+    if used == measured:
+        return used, None
+    return used, (f"measured flow {measured:.2f} is outside the {low:g}..{high:g} that --flow accepts; "
+                  f"using {used:g} (the {'strongest' if used == high else 'least'} motion the model knows)")
+
+
 def fps(value) -> float:
     rate = _number(value)
     if not 0 < rate <= 240:

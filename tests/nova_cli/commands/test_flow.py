@@ -11,11 +11,11 @@ from tests.conftest import TINY_T2V
 
 
 def test_prints_the_clips_flow(nova, media):
-    result = nova("flow", media["clip"])
+    result = nova("flow", media["clip"], "--model", TINY_T2V)
     assert result.code == 0, result.err
-    expected = measure_motion_flow(media["frames"], 24, (480, 768))
-    assert float(result.out) == pytest.approx(expected, abs=0.005) and expected > 1
-    assert "measured at 12 fps and 768x480" in result.err
+    expected = measure_motion_flow(media["frames"], 24, (64, 96))
+    assert float(result.out) == pytest.approx(expected, abs=0.005) and 1 < expected < 20
+    assert "measured at 12 fps and 96x64" in result.err and "warning" not in result.err
 
 
 def test_json_and_the_models_size(nova, media):
@@ -29,3 +29,22 @@ def test_json_and_the_models_size(nova, media):
 def test_not_a_video(nova, media):
     result = nova("flow", media["text"])
     assert result.code == 1 and "not a readable video" in result.err and "Traceback" not in result.err
+
+
+def test_a_still_image_is_not_a_clip(nova, media):
+    result = nova("flow", media["image"])
+    assert result.code == 1 and "not a clip" in result.err and "still image" in result.err
+    assert result.out == ""
+
+
+def test_a_flow_above_the_accepted_range_is_clamped_with_a_note(nova, media):
+    from nova_cli.media import read_video
+
+    measured = measure_motion_flow(*read_video(media["clip"]), (480, 768))
+    assert measured > 20  # the square moves 4 px per frame at 200 px wide: ~32 px at 768x480 and 12 fps
+    result = nova("flow", media["clip"])
+    assert result.code == 0 and result.out.strip() == "20.00"
+    assert f"measured flow {measured:.2f}" in result.err and "using 20" in result.err
+    record = json.loads(nova("flow", media["clip"], "--json").out)
+    assert record["flow"] == 20.0 and record["measured"] == pytest.approx(measured, abs=1e-3)
+    assert nova("t2v", "x", "--flow", result.out.strip(), "--device", "tpu").err.count("--flow") == 0

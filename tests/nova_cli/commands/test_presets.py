@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,7 +17,7 @@ def user_presets() -> Path:
 def test_lists_the_bundled_presets(nova):
     result = nova("presets", "--json")
     assert result.code == 0
-    presets = json.loads(result.out)
+    presets = {record.pop("name"): record for record in result.records()}  # JSON Lines, one per preset
     assert set(presets) == {"video", "image", "fast", "quality", "low-memory"}
     assert presets["quality"]["settings"] == {"ar_steps": 128, "diffusion_steps": 100, "guidance": 7.0}
     assert presets["low-memory"]["settings"] == {"low_memory": True}
@@ -36,9 +35,9 @@ def test_table_and_user_folder(nova):
     for text in ("mine", "my drafts", "ar_steps=3", "flow=7.0", "my fast", "user"):
         assert text in result.out
     assert str(user_presets()) in result.err
-    one = json.loads(nova("presets", "fast", "--json").out)
-    assert one == {"fast": {"description": "my fast", "origin": "user", "path": str(user_presets() / "fast.toml"),
-                            "settings": {"ar_steps": 1}}}
+    one = nova("presets", "fast", "--json").records()
+    assert one == [{"name": "fast", "description": "my fast", "origin": "user",
+                    "path": str(user_presets() / "fast.toml"), "settings": {"ar_steps": 1}}]
 
 
 def test_user_preset_drives_a_run_and_model_can_name_a_preset(nova, tmp_path):
@@ -84,3 +83,27 @@ def test_a_user_video_preset_replaces_the_bundled_one(nova):
     assert result.code == 0, result.err
     settings = result.records()[0]["settings"]
     assert (settings["frames"], settings["ar_steps"], settings["flow"], settings["guidance"]) == (5, 1, 5.0, 5.0)
+
+
+def test_a_broken_preset_file_is_reported_and_the_others_still_work(nova):
+    (user_presets() / "broken.toml").write_text("ar_steps = [\n")
+    (user_presets() / "bad.toml").write_text("ar_steps = 0\n")
+    (user_presets() / "good.toml").write_text("ar_steps = 3\n")
+    listing = nova("presets")
+    assert listing.code == 0 and "good" in listing.out and "quality" in listing.out
+    assert "broken" not in listing.out
+    warnings = [line for line in listing.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert any("broken.toml" in w and "cannot read it" in w for w in warnings)
+    assert any("bad.toml" in w and "must be 1 or more" in w for w in warnings)
+
+    records = {r["name"]: r for r in nova("presets", "--json").records()}
+    assert records["good"]["settings"] == {"ar_steps": 3} and "error" not in records["good"]
+    assert "broken.toml" in records["broken"]["error"] and records["bad"]["path"].endswith("bad.toml")
+
+    used = nova("t2v", "x", *T2V, "--frames", "5", "-p", "good", "--json", "--quiet")
+    assert used.code == 0 and used.records()[0]["settings"]["ar_steps"] == 2  # flag over the preset
+    for name in ("broken", "bad"):
+        result = nova("t2v", "x", *T2V, "-p", name)
+        assert result.code == 2 and result.err.count("nova: error:") == 1
+        assert f"{name}.toml" in result.err and ("bad.toml" if name == "broken" else "broken.toml") not in result.err
