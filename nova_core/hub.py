@@ -59,13 +59,14 @@ def resolve(name, *, revision=None, cache_dir=None, local_files_only=False) -> R
     return _download(name, revision, cache_dir, local_files_only)
 
 
-def _download(repo_id, revision, cache_dir, local_files_only) -> Resolved:
+def _download(repo_id, revision, cache_dir, local_files_only, local_dir=None) -> Resolved:
     from huggingface_hub import snapshot_download
 
     try:
         folder = snapshot_download(
             repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
             allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS,
+            **({"local_dir": str(local_dir)} if local_dir is not None else {}),
         )
     except Exception as exc:  # huggingface_hub and httpx raise many unrelated types
         raise ModelNotAvailableError(_explain(exc, repo_id, revision, cache_dir)) from exc
@@ -73,24 +74,44 @@ def _download(repo_id, revision, cache_dir, local_files_only) -> Resolved:
     return Resolved(folder, repo_id, folder.name if folder.parent.name == "snapshots" else revision)
 
 
-def download(repo_id, *, revision=None, cache_dir=None) -> Resolved:
-    """Fetch a checkpoint into the HF cache (what ``nova download`` runs)."""
-    return _download(repo_id, revision, cache_dir, False)
+def download(repo_id, *, revision=None, cache_dir=None, local_dir=None) -> Resolved:
+    """Fetch a checkpoint into the HF cache, or into ``local_dir``: a plain checkpoint folder to
+    copy to a machine without a network (what ``nova download`` runs)."""
+    return _download(repo_id, revision, cache_dir, False, local_dir)
+
+
+def did_you_mean(repo_id: str) -> str:
+    """" (did you mean X?)" for an id one or two typos away from a released checkpoint, else ""."""
+    import difflib
+
+    from .released import CHECKPOINTS
+
+    released = {name.lower(): name for name in CHECKPOINTS}
+    if repo_id.lower() in released:
+        return ""
+    close = difflib.get_close_matches(repo_id.lower(), released, n=1, cutoff=0.9)
+    return f" (did you mean {released[close[0]]}?)" if close else ""
 
 
 def _explain(exc: Exception, repo_id: str, revision, cache_dir) -> str:
+    from huggingface_hub import constants
+
     kind = type(exc).__name__
     rev = f" at revision {revision}" if revision else ""
-    get = f"run `nova download {repo_id}{' --revision ' + revision if revision else ''}` where there is a network"
+    pin = f" --revision {revision}" if revision else ""
+    typo = did_you_mean(repo_id)
     if kind == "RepositoryNotFoundError":
-        return f"{repo_id}: no such repository on the Hugging Face Hub (or it is private)"
+        return f"{repo_id}: no such repository on the Hugging Face Hub (or it is private){typo}"
     if kind == "GatedRepoError":
         return f"{repo_id}: the repository is gated; accept its terms on huggingface.co and log in"
     if kind == "RevisionNotFoundError":
         return f"{repo_id}: revision {revision!r} does not exist"
+    why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else
+           f"no network: the Hugging Face Hub cannot be reached, {kind}")
     return (
-        f"{repo_id}{rev} is not in the local cache ({cache_dir_for(cache_dir)}) and the Hugging Face"
-        f" Hub cannot be reached ({kind}); {get}, or pass a local checkpoint folder"
+        f"{repo_id}{rev}{typo} is not in the local cache ({cache_dir_for(cache_dir)}) and cannot be fetched"
+        f" ({why}); on a machine with a network run `nova download {repo_id}{pin} --local-dir DIR`, copy DIR"
+        f" here and pass `--model DIR`"
     )
 
 

@@ -2,10 +2,19 @@
 
 Transformer configs are the Hub's own (transcribed; the d48w768/d48w1024-sdxl1024 and sd512 ones
 are reconstructed from the official repo's training configs). Used by ``nova bench`` (random
-weights of the real shapes) and ``nova models``.
+weights of the real shapes) and ``nova models``. ``params`` is the transformer's exact parameter
+count (the one BAAI's model zoo quotes, as :func:`zoo_size`), the sum of the released state dict's
+shapes.
 """
 
 from __future__ import annotations
+
+import math
+
+
+def zoo_size(params: int) -> str:
+    """The model zoo's label: billions cut (not rounded) to one decimal, 365,256,720 -> "0.3B"."""
+    return f"{math.floor(params / 1e8) / 10:.1f}B"
 
 _VIDEO_VAE = dict(
     block_out_channels=[128, 256, 512, 512],
@@ -32,22 +41,22 @@ def _image(width, head, size=1024, base=64):
 
 CHECKPOINTS = {
     "BAAI/nova-d48w1024-osp480": dict(
-        kind="video", resolution="768x480", notes="t2v, i2v, extend; 33 frames; 0.6B", scheduler="DDPMScheduler", vae="AutoencoderKLOpenSora",
+        kind="video", resolution="768x480", notes="t2v, i2v, extend; 33 frames", params=645_505_040, scheduler="DDPMScheduler", vae="AutoencoderKLOpenSora",
         transformer=dict(image_dim=4, image_size=[480, 768], image_stride=8, text_token_dim=2560,
                          text_token_len=256, video_mixer_rank=24, video_base_size=[16, 15, 24],
                          image_base_size=[30, 48], arch=["vit_d16w1024", "vit_d32w1024", "mlp_d3w1280"]),
         vae_config=_VIDEO_VAE, text_encoder=_PHI2),
     "BAAI/nova-d48w768-sdxl1024": dict(
-        kind="image", resolution="1024x1024", notes="0.4B", scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
+        kind="image", resolution="1024x1024", notes="", params=365_256_720, scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
         transformer=_image(768, "mlp_d6w768"), vae_config=_IMAGE_VAE, text_encoder=_PHI2),
     "BAAI/nova-d48w1024-sdxl1024": dict(
-        kind="image", resolution="1024x1024", notes="0.6B; the t2i default", scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
+        kind="image", resolution="1024x1024", notes="the t2i default", params=647_004_176, scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
         transformer=_image(1024, "mlp_d6w1024"), vae_config=_IMAGE_VAE, text_encoder=_PHI2),
     "BAAI/nova-d48w1536-sdxl1024": dict(
-        kind="image", resolution="1024x1024", notes="1.5B", scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
+        kind="image", resolution="1024x1024", notes="", params=1_451_147_280, scheduler="FlowMatchEulerDiscreteScheduler", vae="AutoencoderKL",
         transformer=_image(1536, "mlp_d6w1536"), vae_config=_IMAGE_VAE, text_encoder=_PHI2),
     "BAAI/nova-d48w1024-sd512": dict(
-        kind="image", resolution="512x512", notes="0.6B", scheduler="DDPMScheduler", vae="AutoencoderKL",
+        kind="image", resolution="512x512", notes="", params=647_004_176, scheduler="DDPMScheduler", vae="AutoencoderKL",
         transformer=_image(1024, "mlp_d6w1024", size=512, base=32),
         vae_config=dict(_IMAGE_VAE, scaling_factor=0.18215), text_encoder=_PHI2),
 }

@@ -54,7 +54,8 @@ CASES = [
     ("not a checkpoint", ["t2v", "a", "--model", "{media}"], 1, "not a NOVA checkpoint (no model_index.json)", None),
     ("no such model folder", ["t2v", "a", "--model", "./nowhere/ckpt"], 1, "no such checkpoint folder", None),
     ("hub not reachable, not cached", ["t2v", "a", "--model", "BAAI/nova-d48w1024-osp480"], 1,
-     "run `nova download BAAI/nova-d48w1024-osp480` where there is a network", None),
+     "on a machine with a network run `nova download BAAI/nova-d48w1024-osp480 --local-dir DIR`, copy DIR here"
+     " and pass `--model DIR`", None),
     ("image missing", ["i2v", "{media}/missing.png", *T2V], 1, "missing.png: no such file", None),
     ("image is a folder", ["i2v", "{media}", *T2V], 1, "is a folder, not a file", None),
     ("not an image", ["i2v", "{text}", *T2V], 1, "notes.txt: not a readable image", None),

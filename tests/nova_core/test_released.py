@@ -35,3 +35,19 @@ def test_aliases_and_unknown_names():
     assert released.config("video")[0] == "BAAI/nova-d48w1024-osp480"
     with pytest.raises(KeyError, match="unknown config"):
         released.config("nova-xl")
+
+
+@pytest.mark.parametrize("repo", sorted(released.CHECKPOINTS))
+def test_parameter_counts_are_the_manifests_exact_ones(repo):
+    import math
+
+    manifest = json.loads((MANIFESTS / repo.split("/")[1] / "transformer.json").read_text())
+    summed = sum(math.prod(shape) for shape in manifest["tensors"].values())
+    assert released.CHECKPOINTS[repo]["params"] == summed == manifest["num_params"]
+
+
+def test_sizes_read_as_the_model_zoo_quotes_them():
+    zoo = {"BAAI/nova-d48w768-sdxl1024": "0.3B", "BAAI/nova-d48w1024-sdxl1024": "0.6B",
+           "BAAI/nova-d48w1536-sdxl1024": "1.4B", "BAAI/nova-d48w1024-osp480": "0.6B",
+           "BAAI/nova-d48w1024-sd512": "0.6B"}
+    assert {repo: released.zoo_size(info["params"]) for repo, info in released.CHECKPOINTS.items()} == zoo

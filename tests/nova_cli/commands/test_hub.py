@@ -46,7 +46,60 @@ def test_download_offline_fails_fast_with_the_hint(nova, tmp_path):
     result = nova("download", "video", "--cache-dir", tmp_path / "hf")  # a preset name: its model
     assert time.perf_counter() - started < 10
     assert result.code == 1 and "Traceback" not in result.err
-    assert "run `nova download BAAI/nova-d48w1024-osp480` where there is a network" in result.err
+    assert "cannot be fetched (no network" in result.err or "HF_HUB_OFFLINE is set" in result.err
+    assert "run `nova download BAAI/nova-d48w1024-osp480 --local-dir DIR`, copy DIR here and pass `--model DIR`" \
+        in result.err
+    assert "did you mean" not in result.err
+
+
+def test_a_typo_in_a_released_id_gets_did_you_mean(nova, tmp_path):
+    result = nova("download", "BAAI/nova-d48w1024-osp48", "--cache-dir", tmp_path / "hf")
+    assert result.code == 1 and "(did you mean BAAI/nova-d48w1024-osp480?)" in result.err
+    result = nova("t2v", "x", "--model", "baai/nova-d48w1024-sdxl1025", "--device", "cpu")
+    assert result.code == 1 and "(did you mean BAAI/nova-d48w1024-sdxl1024?)" in result.err
+    from nova_core.hub import did_you_mean
+
+    assert did_you_mean("BAAI/nova-d48w1536-sdxl1024") == "" and did_you_mean("someone/my-finetune") == ""
+
+
+def test_a_repository_the_hub_does_not_know_gets_did_you_mean(monkeypatch):
+    import huggingface_hub
+    import pytest
+
+    from nova_core import hub
+    from nova_core.errors import ModelNotAvailableError
+
+    class RepositoryNotFoundError(Exception):
+        pass
+
+    def snapshot_download(repo_id, **kwargs):
+        raise RepositoryNotFoundError(repo_id)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    with pytest.raises(ModelNotAvailableError, match=r"no such repository .*did you mean BAAI/nova-d48w768-sdxl1024"):
+        hub.download("BAAI/nova-d48w786-sdxl1024")
+
+
+def test_download_into_a_local_dir_gives_a_folder_to_copy(nova, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    asked = {}
+
+    def snapshot_download(repo_id, **kwargs):
+        asked.update(kwargs)
+        shutil.copytree(TINY_T2V, kwargs["local_dir"], dirs_exist_ok=True)
+        return kwargs["local_dir"]
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    target = tmp_path / "ckpt"
+    result = nova("download", "BAAI/nova-d48w1024-osp480", "--local-dir", target)
+    assert result.code == 0, result.err
+    assert result.out.strip() == str(target) and asked["local_dir"] == str(target)
+    assert "*.py" in asked["ignore_patterns"]
+    assert f"--model {target}" in result.err
+    made = nova("t2v", "x", "--model", target, "--ar-steps", "1", "--diffusion-steps", "1", "--frames", "5",
+                "--quiet", "-o", tmp_path / "v.mp4")
+    assert made.code == 0, made.err
 
 
 def test_download_needs_a_repo_id(nova, tmp_path):
@@ -66,7 +119,23 @@ def test_models_lists_released_and_cached(nova, tmp_path):
     assert rows["BAAI/nova-d48w1024-osp480"]["revisions"] == [COMMIT]
     assert rows["BAAI/nova-d48w1024-sd512"]["cached"] is False
     assert rows["someone/nova-finetune"] | {"size_on_disk": 0} == {
-        "repo_id": "someone/nova-finetune", "kind": None, "resolution": None, "notes": "", "released": False,
-        "cached": True, "revisions": [COMMIT], "size_on_disk": 0}
+        "repo_id": "someone/nova-finetune", "kind": None, "resolution": None, "params": None, "notes": "",
+        "released": False, "cached": True, "revisions": [COMMIT], "size_on_disk": 0}
+    assert rows["BAAI/nova-d48w768-sdxl1024"]["params"] == 365_256_720
     table = nova("models", "--cache-dir", cache)
-    assert "nova download BAAI/nova-d48w768-sdxl1024" in table.out and "someone/nova-finetune" in table.out
+    assert "nova download BAAI/nova-d48w768-sdxl1024" in table.err and "someone/nova-finetune" in table.out
+
+
+def test_models_at_80_columns_keeps_ids_whole_and_sizes_as_the_zoo(nova, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    table = nova("models", "--cache-dir", tmp_path / "hf")
+    assert table.code == 0 and max(map(len, table.out.splitlines())) <= 80
+    from nova_core.released import CHECKPOINTS
+
+    lines = table.out.splitlines()
+    for repo in CHECKPOINTS:
+        assert any(repo in line for line in lines), repo
+    sizes = {repo: next(line for line in lines if f" {repo} " in line).split("│")[3].strip() for repo in CHECKPOINTS}
+    assert sizes == {"BAAI/nova-d48w1024-osp480": "0.6B", "BAAI/nova-d48w768-sdxl1024": "0.3B",
+                     "BAAI/nova-d48w1024-sdxl1024": "0.6B", "BAAI/nova-d48w1536-sdxl1024": "1.4B",
+                     "BAAI/nova-d48w1024-sd512": "0.6B"}
