@@ -6,6 +6,7 @@ module in ``COMMAND_MODULES`` has ``register(app)``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import traceback
@@ -43,7 +44,8 @@ def _options(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error (also after the "
+                               "command: nova t2v ... --debug)."),
 ):
     """NOVA from the shell. Exit codes: 0 success, 1 failure at run time, 2 bad usage, 130 interrupted."""
     ctx.obj = {"debug": debug or os.environ.get("NOVA_DEBUG") == "1"}
@@ -57,7 +59,26 @@ def _register_commands() -> None:
     if not _registered:
         for name in COMMAND_MODULES:
             import_module(f"{__package__}.{name}").register(app)
+        for info in app.registered_commands:
+            if info.help is None and info.callback is not None and info.callback.__doc__:
+                info.help = unwrap(inspect.getdoc(info.callback))
         _registered = True
+
+
+def unwrap(doc: str) -> str:
+    """Docstring paragraphs as single lines, so the help reflows to the terminal instead of keeping
+    the source's line breaks (lines starting with "-" or "*" stay list items)."""
+    paragraphs = []
+    for block in doc.strip().split("\n\n"):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        joined: list[str] = []
+        for line in lines:
+            if joined and not line.startswith(("-", "*")):
+                joined[-1] += " " + line
+            else:
+                joined.append(line)
+        paragraphs.append("\n".join(joined))
+    return "\n\n".join(paragraphs)
 
 
 def _fail(message: str, code: int) -> int:
@@ -87,10 +108,19 @@ def _click_errors() -> tuple[type, type, type]:
     return typer.Exit, typer.Abort, base
 
 
+def hoist_debug(argv: list[str]) -> list[str]:
+    """``nova t2v ... --debug`` means ``nova --debug t2v ...`` (a global option, wherever it is given;
+    an argument after ``--`` is left alone)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[:end]:
+        return argv
+    return ["--debug", *[a for a in argv[:end] if a != "--debug"], *argv[end:]]
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the app and return its exit code (what ``main`` exits with; tests call this)."""
     exit_error, abort, click_error = _click_errors()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = hoist_debug(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv or os.environ.get("NOVA_DEBUG") == "1"
     _register_commands()
     try:

@@ -6,7 +6,9 @@ hands them to the command as one :class:`Common`. Options left out are None: the
 
 from __future__ import annotations
 
+import copy
 import inspect
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
@@ -32,7 +34,7 @@ Model = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Hub repo id, local checkpoint folder, or preset name.", rich_help_panel=MODEL)]
 Preset = Annotated[Optional[list[str]], typer.Option(
     "--preset", "-p", help="Preset(s) over the command's default; repeat or comma-separate, later wins. "
-    "See `nova presets`.", rich_help_panel=MODEL, autocompletion=_preset_names)]
+    "See `nova presets`.", rich_help_panel=MODEL, autocompletion=_preset_names, metavar="NAME")]
 Revision = Annotated[Optional[str], typer.Option(
     help="Hub revision (branch, tag or commit hash) of --model.", rich_help_panel=MODEL)]
 Device = Annotated[Optional[str], typer.Option(
@@ -80,7 +82,7 @@ Steps = Annotated[Optional[int], typer.Option(
     "--steps", help="Extension rounds; each adds --chunk latent frames (4 video frames each).",
     rich_help_panel=SAMPLING)]
 Chunk = Annotated[Optional[str], typer.Option(
-    "--chunk", help="New latent frames per round (default auto: half the --frames window).",
+    "--chunk", help="New latent frames per round, or auto: half the --frames window.",
     rich_help_panel=SAMPLING)]
 
 SHARED = {
@@ -119,3 +121,46 @@ def common_options(func):
     command.__name__, command.__doc__, command.__module__ = func.__name__, func.__doc__, func.__module__
     command.__signature__ = inspect.Signature(own + shared)
     return command
+
+
+def show_preset_defaults(command, name: str, fixed: dict | None = None) -> None:
+    """Write each setting's effective default into its help, with the preset that sets it.
+
+    The defaults live in presets (a user file may replace a bundled one), so they are read when the
+    commands are registered; ``fixed`` holds defaults the command itself sets (extend's flow).
+    """
+    from .presets import effective_defaults
+    from .settings import base_preset
+
+    defaults = effective_defaults(name)
+    texts = {key: f"{_shown(value)} (preset {preset})" if preset else _shown(value)
+             for key, (value, preset) in defaults.items()}
+    texts |= {key: _shown(value) for key, value in (fixed or {}).items()}
+    texts["preset"] = f"none on top of {base_preset(name)}"
+    show_defaults(command, texts)
+
+
+def show_defaults(command, texts: dict[str, str]) -> None:
+    """Append ``[default: TEXT]`` to the help of each option named in ``texts``, for defaults that the
+    signature cannot hold (None there means "not given", and something else decides)."""
+    params = []
+    for param in inspect.signature(command).parameters.values():
+        if param.name in texts:
+            suffix = f" \\[default: {texts[param.name]}]"
+            if typing.get_origin(param.annotation) is Annotated:
+                kind, info = typing.get_args(param.annotation)[:2]
+                info = copy.copy(info)
+                info.help = (info.help or "") + suffix
+                param = param.replace(annotation=Annotated[kind, info])
+            elif isinstance(param.default, typer.models.OptionInfo):
+                info = copy.copy(param.default)
+                info.help = (info.help or "") + suffix
+                param = param.replace(default=info)
+        params.append(param)
+    command.__signature__ = inspect.signature(command).replace(parameters=params)
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -130,7 +130,7 @@ def prepare(
     revision: str = typer.Option(None, "--revision", help="Hub revision of --model."),
     frames: int = typer.Option(33, "--frames", help="Frames per video clip, 1 + 4k (33 -> 9 latent frames)."),
     stride: str = typer.Option("auto", "--stride", help="Use every n-th source frame; auto: closest to 12 fps."),
-    text_embeddings: bool = typer.Option(False, "--text-embeddings/--no-text-embeddings",
+    text_embeddings: bool = typer.Option(False, "--text-embeddings",
                                          help="Also store each caption's Phi embedding (training then skips Phi)."),
     shard_size: int = typer.Option(64, "--shard-size", min=1, help="Items per shard file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

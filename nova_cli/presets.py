@@ -110,3 +110,23 @@ class PresetBook:
             except UsageError as exc:
                 broken.append((name, self._files[name][0], str(exc)))
         return good, broken
+
+
+def effective_defaults(command: str, book: PresetBook | None = None) -> dict[str, tuple]:
+    """setting -> (value, preset that sets it or None) when a command line sets nothing.
+
+    From the command's base preset, else the :class:`~nova_cli.settings.Settings` fallback; unset
+    and empty values (seed: random; no negative prompt) are left out. A base preset that cannot be
+    read gives the fallbacks only (the error comes when a command runs).
+    """
+    from dataclasses import MISSING, fields
+
+    book = book or PresetBook.default()
+    name = settings.base_preset(command)
+    found = {f.name: (f.default, None) for f in fields(settings.Settings)
+             if f.name in settings.CHECKS and f.default is not MISSING}
+    try:
+        found.update((key, (value, name)) for key, value in book.get(name).values.items())
+    except UsageError:
+        pass
+    return {key: item for key, item in found.items() if item[0] not in (None, "")}

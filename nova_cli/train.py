@@ -27,19 +27,20 @@ FLAGS = {
 def train(
     config: Path = typer.Option(None, "--config", "-c", help="TOML settings file (see README, Training)."),
     model: str = typer.Option(None, "--model", "-m", help="Checkpoint to start from: folder or Hub repo id."),
-    scratch: bool = typer.Option(None, "--scratch/--no-scratch", help="Random transformer weights (the "
-                                 "checkpoint still gives the architecture, VAE, text encoder, scheduler)."),
+    scratch: bool = typer.Option(None, "--scratch", help="Random transformer weights (the checkpoint still "
+                                 "gives the architecture, VAE, text encoder, scheduler); off: "
+                                 "--set model.scratch=false.", show_default=False),
     cache: str = typer.Option(None, "--cache", help="Cache folder written by `nova prepare`."),
     output_dir: str = typer.Option(None, "--output-dir", "-o", help="Where checkpoints and log.jsonl go."),
     steps: int = typer.Option(None, "--steps", help="Optimizer steps in total."),
     batch_size: int = typer.Option(None, "--batch-size", help="Samples per step over all processes."),
     grad_accum: int = typer.Option(None, "--grad-accum", help="Micro-steps per optimizer step."),
-    seed: int = typer.Option(None, "--seed"),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-4 x batch / 256)."),
-    warmup_steps: int = typer.Option(None, "--warmup-steps"),
-    ema_decay: float = typer.Option(None, "--ema-decay", help="0 disables the EMA."),
-    log_every: int = typer.Option(None, "--log-every"),
-    save_every: int = typer.Option(None, "--save-every"),
+    seed: int = typer.Option(None, "--seed", help="Seed of the data order, masks and noise."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (0: 1e-4 x batch / 256)."),
+    warmup_steps: int = typer.Option(None, "--warmup-steps", help="Linear learning-rate warm-up steps."),
+    ema_decay: float = typer.Option(None, "--ema-decay", help="EMA decay of the saved weights; 0 disables the EMA."),
+    log_every: int = typer.Option(None, "--log-every", help="Steps between lines in log.jsonl."),
+    save_every: int = typer.Option(None, "--save-every", help="Steps between checkpoints (one is always saved at the end)."),
     gradient_checkpointing: int = typer.Option(None, "--gradient-checkpointing",
                                                help="0 off; 1 temporal encoder, 2 + spatial, 3 + diffusion head."),
     mixed_precision: str = typer.Option(None, "--mixed-precision", help="bf16 (CUDA autocast) or no."),
@@ -81,5 +82,22 @@ def train(
         display.message(f"checkpoint: {folder} (generate with it: --model {folder})")
 
 
+def config_defaults() -> dict[str, str]:
+    """flag -> the built-in value of the setting it overrides (what applies without it or a --config)."""
+    from nova_core.training.config import TrainConfig
+
+    config = TrainConfig()
+    found = {}
+    for flag, setting in FLAGS.items():
+        section, key = setting.split(".")
+        value = getattr(getattr(config, section), key)
+        if value not in ("", None):
+            found[flag] = str(value).lower() if isinstance(value, bool) else str(value)
+    return found
+
+
 def register(app: typer.Typer) -> None:
+    from .options import show_defaults
+
+    show_defaults(train, config_defaults())
     app.command("train")(train)

@@ -59,4 +59,5 @@ def run_command(*args, **kwargs):
 
 def register(app: typer.Typer) -> None:
     for command in (t2i, t2v, i2v, extend):
+        o.show_preset_defaults(command, command.__name__, {"flow": "auto"} if command is extend else None)
         app.command(command.__name__)(command)
