@@ -47,6 +47,7 @@ class RichProgress(NullProgress):
     def frame(self, done):
         if self._frames is not None:
             self._bars.update(self._frames, completed=done)
+        self._bars.reset(self._steps)  # the next frame's bar shows its own elapsed time
 
     def close(self):
         self._bars.stop()

@@ -40,3 +40,14 @@ def test_accepted_values(name, value, expected):
 def test_rejected_values_name_their_source(name, value, message):
     with pytest.raises(UsageError, match=f"^where: .*{message}"):
         check(name, value, "where")
+
+
+@pytest.mark.parametrize("measured, used, noted", [(3.5, 3.5, False), (20.0, 20.0, False), (27.25, 20.0, True)])
+def test_a_measured_flow_becomes_one_that_flow_accepts(measured, used, noted):
+    from nova_cli.settings import check, usable_flow
+
+    value, note = usable_flow(measured)
+    assert value == used and check("flow", value, "--flow") == used
+    assert (note is not None) == noted
+    if noted:
+        assert "27.25" in note and "using 20" in note

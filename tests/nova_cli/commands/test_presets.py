@@ -107,3 +107,14 @@ def test_a_broken_preset_file_is_reported_and_the_others_still_work(nova):
         result = nova("t2v", "x", *T2V, "-p", name)
         assert result.code == 2 and result.err.count("nova: error:") == 1
         assert f"{name}.toml" in result.err and ("bad.toml" if name == "broken" else "broken.toml") not in result.err
+
+
+def test_effective_defaults_name_the_preset_that_sets_them():
+    from nova_cli.presets import PresetBook, effective_defaults
+
+    video = effective_defaults("t2v", PresetBook.default())
+    assert video["frames"] == (33, "video") and video["ar_steps"] == (64, "video")
+    assert video["device"] == ("auto", None) and "seed" not in video and "negative_prompt" not in video
+    (user_presets() / "image.toml").write_text("ar_steps = [\n")  # broken: the fallbacks only
+    image = effective_defaults("t2i", PresetBook.default())
+    assert image["ar_steps"] == (64, None) and "model" not in image
