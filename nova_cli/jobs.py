@@ -102,6 +102,7 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
             timings = {"load": round(load_seconds, 2) if index == 0 else 0.0, **stages.rounded()}
             stages.seconds.clear()
             record = sidecar(job, path, seed, device, dtype, inputs, timings, result.shape)
+            stages.label = label  # the output's, not extend's last round
             stages.enter("write", str(path))
             _write(job, path, result, record)
             stages.stop()
