@@ -325,6 +325,8 @@ def run_jobs(planned: list[Planned], ranks, pipelines, reporter, results: list, 
     count = 0
     for p in mine:
         result = _result(p, ranks.rank)
+        for path in p.done:  # already there (a t2i job may also have images left to make)
+            reporter.output({"path": str(path), "skipped": True, **(resume.read_sidecar(path) or {})})
         if p.job is not None:
             count += 1
             where = f"rank {ranks.rank}: " if ranks.world > 1 else ""
@@ -350,9 +352,6 @@ def run_jobs(planned: list[Planned], ranks, pipelines, reporter, results: list, 
                     reporter.console.print(traceback.format_exc(), markup=False, highlight=False)
                 error(reporter, f"line {result.line} failed: {result.error}")
             result.seconds = round(time.perf_counter() - started, 2)
-        elif p.done:
-            for path in p.done:
-                reporter.output({"path": str(path), "skipped": True, **(resume.read_sidecar(path) or {})})
         results.append(result)
     return results
 

@@ -301,3 +301,15 @@ def test_batch_help_tells_the_seed_it_uses(nova):
     text = " ".join(nova("batch", "--help").out.split())
     assert "default: 0, so that a batch is reproducible" in text and "random" not in text
     assert "--dry-run" in text
+
+
+def test_more_images_of_a_t2i_job_make_only_the_new_ones(nova, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"prompt": "a lighthouse", "seed": 4}) + "\n")
+    two = nova("batch", "jobs.jsonl", "--model", TINY_T2I, *FAST, "--num", 2, "-o", "out")
+    assert two.code == 0 and [Path(p).name for p in two.out.split()] == ["a-lighthouse-s4.png", "a-lighthouse-s5.png"]
+    before = mtimes(tmp_path / "out")
+    three = nova("batch", "jobs.jsonl", "--model", TINY_T2I, *FAST, "--num", 3, "-o", "out", "--json")
+    assert three.code == 0 and "1 done, 0 skipped" in three.err
+    assert [(Path(r["path"]).name, r.get("skipped", False)) for r in three.records()] == [
+        ("a-lighthouse-s4.png", True), ("a-lighthouse-s5.png", True), ("a-lighthouse-s6.png", False)]
+    assert {k: v for k, v in mtimes(tmp_path / "out").items() if k in before} == before
