@@ -257,7 +257,8 @@ def _settle_outputs(planned: list[Planned], overwrite: bool) -> None:
         twin = next((identities[k] for k in keys if k in identities), None)
         clash = next((owners[path] for path in p.job.outputs if path in owners), None) if p.named else None
         if twin is not None:
-            p.error = f"the same job as line {twin} (same prompt, seed and settings): give it another seed or out"
+            p.error = (f"the same job as line {twin} (same prompt, seed and settings): for another take, give it "
+                       "a seed (in a JSONL line)")
         elif clash is not None:
             p.error = f"writes {p.job.outputs[0].name}, like line {clash}: give it another seed or out"
         if p.error:

@@ -1,14 +1,13 @@
 """Where outputs go: names built from the prompt and seed, ``--out`` as a file or a folder.
 
 Interactive commands make default names unique (``-2``, ``-3`` ...) so nothing is ever
-overwritten; ``nova batch`` keeps them stable, so that a job's output can be found again
-(resume).
+overwritten; ``nova batch`` keeps them stable and decides itself, from the sidecars, whether a
+name holds its job's output (:mod:`nova_cli.resume`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -79,7 +78,7 @@ def plan_outputs(command: str, out: str | None, stems: list[str], *, unique: boo
     """One path per output. ``stems`` are the default names (one per output, without suffix).
 
     ``unique``: default names that exist get ``-2``, ``-3`` ... (interactive commands);
-    otherwise they are kept as they are (batch: an existing output means the job is done).
+    otherwise they are kept as they are (batch checks what is there itself).
     """
     suffix = SUFFIX[command]
     if out is not None and not is_folder(out):
