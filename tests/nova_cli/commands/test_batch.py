@@ -260,13 +260,15 @@ def test_relative_outs_stay_in_the_out_folder(nova, tmp_path):
 
 
 def test_output_paths_that_are_folders_are_checked_before_any_job(nova, tmp_path):
-    (tmp_path / "p.txt").write_text("a fox\nan owl\n")
+    (tmp_path / "p.txt").write_text("a fox\nan owl\na frog\n")
     (tmp_path / "out" / "a-fox-s0.mp4").mkdir(parents=True)
     (tmp_path / "out" / "an-owl-s0.mp4.json").mkdir()
+    (tmp_path / "out" / "a-frog-s0.mp4.json").write_text("{}")  # a sidecar without its output is not replaced
     plan = nova("batch", "p.txt", *T2V, "--frames", 5, "-o", "out", "--dry-run", "--json").records()
     assert all(r["status"] == "to do" and "-s0-" in r["to_do"][0] for r in plan)  # the names are taken
     forced = nova("batch", "p.txt", *T2V, "--frames", 5, "-o", "out", "--overwrite")
-    assert forced.code == 1 and "0 done" in forced.err and "job 1/" not in forced.err
+    assert forced.code == 1 and "1 done" in forced.err and "job 2/" not in forced.err  # only the frog ran
+    assert sidecar(tmp_path / "out" / "a-frog-s0.mp4")["prompt"] == "a frog"
     assert "a-fox-s0.mp4 is a folder" in forced.err and "an-owl-s0.mp4.json is a folder" in forced.err
 
 
