@@ -48,6 +48,7 @@ class Planned:
     reasons: tuple[str, ...] = ()  # why outputs that were there are redone
     error: str | None = None
     named: bool = False  # its ``out`` names the file (else: a default name in a folder)
+    expected: tuple[dict, ...] = ()  # per output, what its sidecar must say (jobs.describe)
 
     @property
     def status(self) -> str:
@@ -210,7 +211,7 @@ class _Context:
         target, named = self.target(out)
         job = plan_job(command, prompt, source_path, settings, checkpoint, target, unique=False,
                        overwrite=self.overwrite, local_rank=self.local_rank)
-        return Planned(entry, command, job, named=named)
+        return Planned(entry, command, job, named=named, expected=tuple(describe(job, s) for s in job.seeds))
 
     def checkpoint(self, settings):
         key = (settings.model, settings.revision)
@@ -248,12 +249,10 @@ def _settle_outputs(planned: list[Planned], overwrite: bool) -> None:
     owners: dict[Path, int] = {}
     wanted: dict[Path, set] = {}
     identities: dict[str, int] = {}
-    expected: dict[int, list] = {}
     for p in planned:
         if p.job is None:
             continue
-        records = [describe(p.job, seed) for seed in p.job.seeds]
-        keys = [json.dumps(resume.identity(r), sort_keys=True, default=str) for r in records]
+        keys = [json.dumps(resume.identity(r), sort_keys=True, default=str) for r in p.expected]
         twin = next((identities[k] for k in keys if k in identities), None)
         clash = next((owners[path] for path in p.job.outputs if path in owners), None) if p.named else None
         if twin is not None:
@@ -269,12 +268,11 @@ def _settle_outputs(planned: list[Planned], overwrite: bool) -> None:
             owners.update({path: p.entry.line for path in p.job.outputs})
         for path, key in zip(p.job.outputs, keys):
             wanted.setdefault(path, set()).add(key)
-        expected[id(p)] = records
     for p in planned:
         if p.job is None:
             continue
         done, todo, reasons = [], [], []
-        for path, seed, record in zip(p.job.outputs, p.job.seeds, expected[id(p)]):
+        for path, seed, record in zip(p.job.outputs, p.job.seeds, p.expected):
             found, target, reason = _settle(path, record, len(wanted[path]) > 1, overwrite)
             if found is not None:
                 done.append(found)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import extend, generate, media, naming, writing
-from .errors import UsageError
+from .errors import MediaError, UsageError
 from .progress import Stages
 from .runtime import Checkpoint, memory_guard, resolve_device, resolve_dtype
 from .settings import Settings
@@ -123,7 +123,7 @@ def read_inputs(job: Job, reporter) -> dict:
     if job.command == "i2v":
         image, note = media.fit_to_size(media.read_image(job.source), size)
         return {"image": image, "notes": [f"{job.source}: {note}"] if note else [],
-                "input": {"path": str(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
+                "input": {**source_record(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
     if job.command == "extend":
         clip, fps, note = extend.read_clip(job.source, size)
         win = extend.window(job.settings)
@@ -134,11 +134,23 @@ def read_inputs(job: Job, reporter) -> dict:
         plan = (f"+{job.settings.steps} x {win.new_frames} frames after {len(clip)} "
                 f"(context {win.context} latent), flow {flow:.2f}{' (measured)' if measured else ''}")
         return {"clip": clip, "flow": flow, "notes": notes, "plan": plan,
-                "input": {"path": str(job.source), "fps": fps, "frames": len(clip), "fitted": note,
+                "input": {**source_record(job.source), "fps": fps, "frames": len(clip), "fitted": note,
                           "flow_measured": round(flow, 3) if measured else None}}
     if job.command == "t2v":
         return {"plan": f"flow {job.settings.flow:g}"}
     return {}
+
+
+def source_record(path: Path) -> dict:
+    """The input as a sidecar names it: its path, and its SHA-256 (a file replaced under the same
+    name is another input)."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as file:
+            return {"path": str(path), "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def clip_flow(clip: np.ndarray, size, reporter, path) -> float:
@@ -189,7 +201,7 @@ def describe(job: Job, seed: int, inputs: dict | None = None) -> dict:
         win = extend.window(s)
         settings |= {"steps": s.steps, "chunk": win.chunk, "context": win.context,
                      "flow_setting": s.flow}
-    source = {"path": str(job.source)} if job.source is not None else None
+    source = source_record(job.source) if job.source is not None and "input" not in inputs else None
     return {
         "command": job.command,
         "prompt": job.prompt,

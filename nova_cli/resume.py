@@ -31,10 +31,11 @@ def identity(record: dict) -> dict:
         checkpoint = f"{model.get('id')}@{model['revision']}"
     else:  # a local folder: the same folder however it was spelled
         checkpoint = _absolute(model.get("folder") or model.get("id"))
-    source = (record.get("input") or {}).get("path")
+    source = record.get("input") or {}
     return {"command": record.get("command"), "prompt": record.get("prompt"),
             "negative_prompt": record.get("negative_prompt") or "", "seed": record.get("seed"),
-            "model": checkpoint, "input": _absolute(source), "settings": settings}
+            "model": checkpoint, "input": _absolute(source.get("path")), "input_sha256": source.get("sha256"),
+            "settings": settings}
 
 
 def _absolute(path) -> str | None:
@@ -63,15 +64,17 @@ def difference(expected: dict, output: Path) -> str | None:
     if found is None:
         return "no readable sidecar"
     want, have = identity(expected), identity(found)
+    if have["input_sha256"] is None:  # a sidecar from before inputs were hashed: the path must do
+        want["input_sha256"] = None
     if expected.get("dtype") and found.get("dtype") != expected["dtype"]:
         return f"dtype changed ({found.get('dtype')} -> {expected['dtype']})"
     for key in ("command", "seed", "model"):
         if want[key] != have[key]:
             return f"{key} changed ({have[key]} -> {want[key]})"
-    for key, words in (("prompt", "another prompt"), ("negative_prompt", "another negative prompt"),
-                       ("input", "another input")):
+    for key, why in (("prompt", "another prompt"), ("negative_prompt", "another negative prompt"),
+                     ("input", "another input file"), ("input_sha256", "the input file changed")):
         if want[key] != have[key]:
-            return f"{words} ({key.replace('_', ' ')} changed)"
+            return why
     changed = [f"{k} {have['settings'].get(k)} -> {want['settings'].get(k)}"
                for k in sorted(set(want["settings"]) | set(have["settings"]))
                if want["settings"].get(k) != have["settings"].get(k)]

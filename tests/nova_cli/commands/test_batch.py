@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -188,7 +189,7 @@ def test_long_and_non_latin_prompts_get_names_of_their_own(nova, tmp_path):
     # An edited prompt that keeps its first words is another job: made, the old output kept.
     (tmp_path / "p.txt").write_text("東京の夜景、雨に濡れた通り、ネオン\n")
     edited = nova("batch", "p.txt", *T2V, "--frames", 5, "-o", "out")
-    assert edited.code == 0 and "redone: another prompt (prompt changed)" not in edited.err
+    assert edited.code == 0 and "redone: another prompt" not in edited.err
     assert sidecar(edited.out.split()[0])["prompt"] == "東京の夜景、雨に濡れた通り、ネオン"
     assert Path(records[2]["path"]).exists()
 
@@ -200,7 +201,7 @@ def test_a_name_another_job_holds_is_not_taken_as_done(nova, tmp_path):
     (tmp_path / "p.txt").write_text(f"{start}, at noon\n")  # the same first 48 characters
     plan = nova("batch", "p.txt", *T2V, "--frames", 5, "-o", "out", "--dry-run", "--json").records()[0]
     assert plan["status"] == "to do" and plan["to_do"] != [str(made)]
-    assert plan["reasons"] == [f"redone: another prompt (prompt changed); {made.name} kept"]
+    assert plan["reasons"] == [f"redone: another prompt; {made.name} kept"]
 
 
 def test_dry_run_prints_the_plan_and_loads_no_model(nova, tmp_path, monkeypatch):
@@ -315,3 +316,18 @@ def test_more_images_of_a_t2i_job_make_only_the_new_ones(nova, tmp_path):
     assert [(Path(r["path"]).name, r.get("skipped", False)) for r in three.records()] == [
         ("a-lighthouse-s4.png", True), ("a-lighthouse-s5.png", True), ("a-lighthouse-s6.png", False)]
     assert {k: v for k, v in mtimes(tmp_path / "out").items() if k in before} == before
+
+
+def test_an_input_replaced_under_its_name_is_another_job(nova, tmp_path, media):
+    from PIL import Image
+
+    (tmp_path / "still.png").write_bytes(media["image"].read_bytes())
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"image": "still.png", "prompt": "it moves", "frames": 5}) + "\n")
+    made = nova("batch", "jobs.jsonl", *T2V, "-o", "out")
+    assert made.code == 0, made.err
+    assert sidecar(made.out.split()[0])["input"]["sha256"] == hashlib.sha256(media["image"].read_bytes()).hexdigest()
+    assert nova("batch", "jobs.jsonl", *T2V, "-o", "out", "--dry-run", "--json").records()[0]["status"] == "done"
+    Image.fromarray(media["frames"][-1]).save(tmp_path / "still.png")
+    plan = nova("batch", "jobs.jsonl", *T2V, "-o", "out", "--dry-run", "--json").records()[0]
+    assert plan["status"] == "to do" and plan["reasons"] == ["redone: the input file changed; "
+                                                             "still-it-moves-s0.mp4 kept"]
