@@ -205,7 +205,8 @@ class _Context:
         if source:
             source_path = self.base / Path(source).expanduser()
             if not source_path.is_file():
-                raise MediaError(f"{source_path}: {'is a folder, not a file' if source_path.is_dir() else 'no such file'}")
+                problem = "is a folder, not a file" if source_path.is_dir() else "no such file"
+                raise MediaError(f"{source_path}: {problem}")
         if settings.device not in self.devices:
             self.devices[settings.device] = resolve_device(settings.device, self.local_rank)
         target, named = self.target(out)
