@@ -37,8 +37,8 @@ def _batch(ctx: typer.Context,
     (one device each) and rank 0 prints the summary.
     """
     from .. import distributed
-    from ..batch import (not_run, plan_jobs, plan_records, plan_table, read_job_file, report_invalid,
-                         run_jobs, summary)
+    from ..batch import not_run, plan_jobs, read_job_file, run_jobs
+    from ..batch_report import plan_records, plan_table, report_invalid, summary
     from ..errors import Interrupted, UsageError
     from ..presets import PresetBook
     from ..report import Reporter, print_result
