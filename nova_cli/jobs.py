@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import extend, generate, media, naming, writing
-from .errors import UsageError
+from .errors import MediaError, UsageError
 from .progress import Stages
 from .runtime import Checkpoint, memory_guard, resolve_device, resolve_dtype
 from .settings import Settings
@@ -41,9 +41,19 @@ def random_seed() -> int:
     return secrets.randbelow(2**31)
 
 
+def check_prompt(command: str, prompt) -> None:
+    """t2i and t2v make what the prompt says: an empty one is a mistake (an unset shell variable, a
+    blank JSON value), not a request; i2v and extend may go without (their input leads)."""
+    if prompt is not None and not isinstance(prompt, str):
+        raise UsageError("the prompt must be text")
+    if command in ("t2i", "t2v") and not (prompt or "").strip():
+        raise UsageError(f"{command} needs a prompt: describe what to generate")
+
+
 def plan_job(command: str, prompt: str | None, source, settings: Settings, checkpoint: Checkpoint,
              out: str | None, *, unique: bool = True, overwrite: bool = False,
              local_rank: int | None = None) -> Job:
+    check_prompt(command, prompt)
     if command != "t2i" and not checkpoint.is_video:
         raise UsageError(f"{checkpoint.name} is an image checkpoint (2D VAE): {command} needs a video one"
                          " such as BAAI/nova-d48w1024-osp480")
@@ -120,7 +130,7 @@ def read_inputs(job: Job, reporter) -> dict:
     if job.command == "i2v":
         image, note = media.fit_to_size(media.read_image(job.source), size)
         return {"image": image, "notes": [f"{job.source}: {note}"] if note else [],
-                "input": {"path": str(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
+                "input": {**source_record(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
     if job.command == "extend":
         clip, fps, note = extend.read_clip(job.source, size)
         win = extend.window(job.settings)
@@ -131,11 +141,23 @@ def read_inputs(job: Job, reporter) -> dict:
         plan = (f"+{job.settings.steps} x {win.new_frames} frames after {len(clip)} "
                 f"(context {win.context} latent), flow {flow:.2f}{' (measured)' if measured else ''}")
         return {"clip": clip, "flow": flow, "notes": notes, "plan": plan,
-                "input": {"path": str(job.source), "fps": fps, "frames": len(clip), "fitted": note,
+                "input": {**source_record(job.source), "fps": fps, "frames": len(clip), "fitted": note,
                           "flow_measured": round(flow, 3) if measured else None}}
     if job.command == "t2v":
         return {"plan": f"flow {job.settings.flow:g}"}
     return {}
+
+
+def source_record(path: Path) -> dict:
+    """The input as a sidecar names it: its path, and its SHA-256 (a file replaced under the same
+    name is another input)."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as file:
+            return {"path": str(path), "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def clip_flow(clip: np.ndarray, size, reporter, path) -> float:
@@ -163,39 +185,57 @@ def _generate(job: Job, pipe, seed: int, inputs: dict, stages: Stages, reporter,
                               lambda round_label: reporter.progress(stages, round_label))
 
 
-def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, timings: dict,
-            shape: tuple) -> dict:
-    """Everything needed to reproduce the output (and what it cost)."""
-    import torch
-    from nova_core import __version__
+def describe(job: Job, seed: int, inputs: dict | None = None) -> dict:
+    """What decides an output, known before it is made (``nova batch`` compares it with a sidecar's).
 
-    s = job.settings
+    ``inputs`` (from :func:`read_inputs`) add the measured flow and what was done to the input;
+    ``dtype`` is the one asked for, None for auto.
+    """
+    s, inputs = job.settings, inputs or {}
     settings = {
         "presets": list(s.presets), "ar_steps": s.ar_steps, "diffusion_steps": s.diffusion_steps,
         "guidance": s.guidance, "width": job.checkpoint.pixel_size[1], "height": job.checkpoint.pixel_size[0],
         "low_memory": s.low_memory,
     }
     if job.command != "t2i":
+        flow = inputs.get("flow", s.flow)
         settings |= {"frames": s.frames, "latent_frames": generate.latent_frames(s.frames),
-                     "flow": round(inputs.get("flow", s.flow), 3), "fps": s.fps, "output_frames": int(shape[0])}
+                     "flow": flow if flow == "auto" else round(flow, 3), "fps": s.fps}
     if job.command == "t2i":
         settings["num"] = s.num
     if job.command == "extend":
         win = extend.window(s)
         settings |= {"steps": s.steps, "chunk": win.chunk, "context": win.context,
                      "flow_setting": s.flow}
+    source = source_record(job.source) if job.source is not None and "input" not in inputs else None
     return {
-        "sidecar_version": SIDECAR_VERSION,
-        "nova_version": __version__,
         "command": job.command,
-        "output": path.name,
         "prompt": job.prompt,
         "negative_prompt": s.negative_prompt,
         "seed": seed,
         "model": {"id": job.checkpoint.name, "revision": job.checkpoint.revision,
                   "folder": str(job.checkpoint.folder)},
         "settings": settings,
-        "input": inputs.get("input"),
+        "input": inputs.get("input", source),
+        "dtype": None if s.dtype == "auto" else s.dtype,
+    }
+
+
+def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, timings: dict,
+            shape: tuple) -> dict:
+    """Everything needed to reproduce the output (and what it cost)."""
+    import torch
+    from nova_core import __version__
+
+    known = describe(job, seed, inputs)
+    if job.command != "t2i":
+        known["settings"]["output_frames"] = int(shape[0])
+    return {
+        "sidecar_version": SIDECAR_VERSION,
+        "nova_version": __version__,
+        "command": job.command,
+        "output": path.name,
+        **{k: known[k] for k in ("prompt", "negative_prompt", "seed", "model", "settings", "input")},
         "device": device,
         "dtype": str(dtype).removeprefix("torch."),
         "torch_version": torch.__version__,

@@ -1,14 +1,13 @@
 """Where outputs go: names built from the prompt and seed, ``--out`` as a file or a folder.
 
 Interactive commands make default names unique (``-2``, ``-3`` ...) so nothing is ever
-overwritten; ``nova batch`` keeps them stable, so that a job's output can be found again
-(resume).
+overwritten; ``nova batch`` keeps them stable and decides itself, from the sidecars, whether a
+name holds its job's output (:mod:`nova_cli.resume`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -21,16 +20,35 @@ MAX_SLUG = 48
 
 
 def slug(text: str | None, max_len: int = MAX_SLUG) -> str:
-    """ASCII words joined by '-', cut at a word boundary: 'A red fox, at dawn!' -> 'a-red-fox-at-dawn'."""
-    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    """Words joined by '-', cut at a word boundary: 'A red fox, at dawn!' -> 'a-red-fox-at-dawn'.
+
+    Accented Latin letters become ASCII ('Café' -> 'cafe'); other scripts keep their letters
+    ('日本の風景' stays), so non-Latin prompts get names too. Only letters, marks and digits
+    survive (never '/', dots or control characters), and a name stays within ``2 * max_len``
+    UTF-8 bytes.
+    """
+    words = "".join(_name_char(c) for c in unicodedata.normalize("NFC", text or "").lower()).split()
+    budget = 2 * max_len
     out = ""
     for word in words:
         candidate = f"{out}-{word}" if out else word
-        if len(candidate) > max_len:
+        if len(candidate) > max_len or len(candidate.encode()) > budget:
             break
         out = candidate
-    return out or (words[0][:max_len] if words else "")
+    if out or not words:
+        return out
+    first = words[0][:max_len]
+    while len(first.encode()) > budget:
+        first = first[:-1]
+    return first
+
+
+def _name_char(char: str) -> str:
+    """The character as it goes into a name: ASCII if it is an accented Latin one, ' ' if unsafe."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    if plain and plain.isascii():
+        return "".join(c if c.isalnum() else " " for c in plain.lower())
+    return char if unicodedata.category(char)[0] in "LMN" else " "
 
 
 def default_stem(command: str, prompt: str | None, source: Path | None, seed: int) -> str:
@@ -50,7 +68,7 @@ def sidecar_path(output: Path) -> Path:
     return output.with_name(output.name + SIDECAR_SUFFIX)
 
 
-def _is_folder(out: str) -> bool:
+def is_folder(out: str) -> bool:
     path = Path(out).expanduser()
     return path.is_dir() or out.endswith(("/", os.sep)) or not path.suffix
 
@@ -60,10 +78,10 @@ def plan_outputs(command: str, out: str | None, stems: list[str], *, unique: boo
     """One path per output. ``stems`` are the default names (one per output, without suffix).
 
     ``unique``: default names that exist get ``-2``, ``-3`` ... (interactive commands);
-    otherwise they are kept as they are (batch: an existing output means the job is done).
+    otherwise they are kept as they are (batch checks what is there itself).
     """
     suffix = SUFFIX[command]
-    if out is not None and not _is_folder(out):
+    if out is not None and not is_folder(out):
         target = Path(out).expanduser()
         if target.suffix.lower() != suffix:
             raise UsageError(f"--out {out}: {command} writes {suffix[1:].upper()} files: use a {suffix} name"
@@ -78,12 +96,12 @@ def plan_outputs(command: str, out: str | None, stems: list[str], *, unique: boo
         folder = Path(out).expanduser() if out is not None else Path.cwd()
         paths = [folder / f"{stem}{suffix}" for stem in stems]
         if unique and not overwrite:
-            paths = _free_names(paths)
+            paths = free_names(paths)
     check_writable(paths[0].parent)
     return [p.absolute() for p in paths]
 
 
-def _free_names(paths: list[Path]) -> list[Path]:
+def free_names(paths: list[Path]) -> list[Path]:
     """Add the first ``-N`` (N >= 2) for which no output nor sidecar exists."""
     def taken(candidates):
         return any(p.exists() or sidecar_path(p).exists() for p in candidates)

@@ -12,10 +12,20 @@ from nova_cli.naming import check_writable, default_stem, plan_outputs, sidecar_
 
 @pytest.mark.parametrize("text, expected", [
     ("A red fox, at dawn!", "a-red-fox-at-dawn"), ("Café au lait", "cafe-au-lait"), ("", ""), ("!!!", ""),
-    ("word " * 30, "-".join(["word"] * 9)), ("x" * 60, "x" * 48), ("日本 tokyo", "tokyo"),
+    ("word " * 30, "-".join(["word"] * 9)), ("x" * 60, "x" * 48), ("日本 tokyo", "日本-tokyo"),
+    ("Straße in Köln", "straße-in-koln"), ("हिन्दी भाषा", "हिन्दी-भाषा"), ("Ｆｕｌｌ ﬁne", "full-fine"),
+    ("../a/b\\c:d", "a-b-c-d"), ("🦊 🌲", ""), ("\u202eevil\u200b\x00", "evil"), ("東" * 60, "東" * 32),
 ])
 def test_slug(text, expected):
     assert slug(text) == expected
+
+
+def test_names_are_safe_file_names():
+    """Whatever the prompt, a name has no separators, dots or controls and fits a file system's 255 bytes."""
+    for text in ("日本の美しい風景、" * 30, "a/b/../c", "é" * 300, "\n\t\r", "x" * 500, "👍🏽" * 40):
+        name = default_stem("t2v", text, None, 2**63 - 1) + "-12345678.mp4.json"
+        assert "/" not in name and "\\" not in name and ".." not in name.removesuffix(".mp4.json")
+        assert all(c.isprintable() for c in name) and len(name.encode()) < 200
 
 
 def test_default_stems():
