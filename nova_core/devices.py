@@ -9,7 +9,7 @@ whole of a pipeline call (for the library code that does not take one).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -44,3 +44,19 @@ def peak_memory_gib(device) -> float | None:
     if is_cuda(device):
         return round(torch.cuda.max_memory_allocated(torch.device(device)) / 2**30, 3)
     return None
+
+
+@contextmanager
+def tf32(enabled: bool):
+    """TF32 in CUDA matmuls and cuDNN convolutions on or off for a block, then as before.
+
+    Generation keeps PyTorch's defaults (convolutions in TF32 on Ampere and newer, matmuls not):
+    only float32 work is affected, i.e. the float32 VAE under a float16 pipeline and float32 runs,
+    at about 1e-3 relative error. Parity checks against float32 references turn it off.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
