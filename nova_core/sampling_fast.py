@@ -178,15 +178,16 @@ class GraphedSteps:
                             self.noises)
 
     def __call__(self, i, x, c, noises):
-        self.x.copy_(x)
-        self.c.copy_(c)
-        self.noises.copy_(noises)
-        if i not in self.graphs:
-            self.graphs[i] = self._capture(i)
-        graph, out = self.graphs[i]
-        graph.replay()
-        self.replays += 1
-        return out.clone()
+        with device_scope(self.device):  # capture and replay on this device's streams, whoever calls
+            self.x.copy_(x)
+            self.c.copy_(c)
+            self.noises.copy_(noises)
+            if i not in self.graphs:
+                self.graphs[i] = self._capture(i)
+            graph, out = self.graphs[i]
+            graph.replay()
+            self.replays += 1
+            return out.clone()
 
     def _capture(self, i):
         main, side = current_stream(self.device), torch.cuda.Stream(self.device)
