@@ -361,6 +361,9 @@ def markdown(report: dict) -> str:
                     f"x{bench.get('graphs_over_fast_speedup')}; spatial at {bench.get('spatial_over_matmul_rate')} "
                     f"of {bench['matmul_tflop_per_s']} TFLOP/s {bench['matmul_dtype']} matmul",
                   "peak GiB: " + ", ".join(f"{k} {v}" for k, v in bench["peak_memory_gib"].items())]
+        noise = bench.get("host_noise") or {}
+        if noise:
+            lines += [f"host noise drawing: {noise['ms_per_set']} ms per set, {noise['seconds_per_call']} s per call"]
         if bench.get("kv_cache"):
             kv = bench["kv_cache"]
             lines += [f"KV cache per frame ms {kv['per_frame_ms_cached']}, recompute {kv['per_frame_ms_recomputed']}"]

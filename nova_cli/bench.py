@@ -107,6 +107,9 @@ def show(report: dict) -> None:
     console.print(f"{report['matmul_dtype']} matmul rate: {report['matmul_tflop_per_s']} TFLOP/s"
                   + (f"; spatial transformer at {report['spatial_over_matmul_rate']:.0%} of it"
                      if "spatial_over_matmul_rate" in report else ""))
+    noise = report["host_noise"]
+    console.print(f"host noise (reference order, CPU): {noise['ms_per_set']} ms per set, "
+                  f"{noise['seconds_per_call']} s per call")
     peak = report["peak_memory_gib"]
     if any(v is not None for v in peak.values()):
         console.print("peak GPU memory (GiB): " + ", ".join(f"{k} {v}" for k, v in peak.items()))

@@ -286,6 +286,7 @@ def _run(settings, pipe, desc, frames, device, dtype, progress, note) -> dict:
         report["graphs_max_abs_diff_vs_fast"] = float((results["graphs"] - results["fast"]).abs().max())
     if "plain" in results:
         report["plain_max_abs_diff_vs_fast"] = float((results["plain"] - results["fast"]).abs().max())
+    report["host_noise"] = host_noise(pipe, geo, batch, settings.diffusion_steps, latents, settings.ar_steps)
     spatial = stages["spatial"]["tflop_per_s"]
     if spatial:
         report["spatial_over_matmul_rate"] = round(spatial / rate, 4)
@@ -297,6 +298,27 @@ def _run(settings, pipe, desc, frames, device, dtype, progress, note) -> dict:
             report["kv_cache"] = kv_cache_vs_recompute(pipe.transformer, prefix, latents, batch, cfg,
                                                        pipe.execution_device)
     return report
+
+
+def host_noise(pipe, geo, batch, diffusion_steps, latents, ar_steps) -> dict:
+    """CPU time to draw one set's noise in the reference's order (the fast path stages it in pinned
+    memory, overlapping the GPU by at most two sets), and for all sets of the call."""
+    from .sampling import mask_schedule
+    from .sampling_fast import NoiseStream
+    from .schedulers import TensorScheduler
+
+    sched = TensorScheduler.from_diffusers(pipe._fresh_scheduler(None), diffusion_steps)
+    stream = NoiseStream(torch.Generator().manual_seed(0), 1 + sum(sched.draws_noise),
+                         (batch, geo.latent_channels, *geo.latent_size), "cpu", geo.patch_size)
+    stream.next()
+    start = time.process_time()
+    for _ in range(5):
+        stream.next()
+    per_set = (time.process_time() - start) / 5
+    sets = latents * sum(1 for k in mask_schedule(ar_steps, geo.num_tokens) if k > 0)
+    return {"ms_per_set": round(1000 * per_set, 3), "seconds_per_call": round(per_set * sets, 3),
+            "canvases_per_set": stream.count,
+            "covers": "host CPU time of drawing and patchifying one set's noise; x sets of the call"}
 
 
 def vae_flops(vae, latents, is_video, tiled=True) -> int:

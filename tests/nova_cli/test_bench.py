@@ -28,6 +28,9 @@ def test_bench_json_has_every_number(capsys):
     assert report["vae_dtype"] == "float32" and report["vae_tiled"] is False
     assert report["vae_tile_overlap_flop_factor"] == 1.0
     assert set(report["transformer_seconds"]) == set(report["paths"]) == {"fast", "plain"}
+    noise = report["host_noise"]
+    assert noise["canvases_per_set"] == 2 and noise["ms_per_set"] > 0  # 1 + the DDPM step with t > 0
+    assert noise["seconds_per_call"] == pytest.approx(noise["ms_per_set"] * 3 * 3 / 1000, abs=1e-3)
     kv = report["kv_cache"]
     assert len(kv["per_frame_ms_cached"]) == len(kv["per_frame_ms_recomputed"]) == 3
     # Every stage is announced on stderr as it starts (a long bench is never silent).
