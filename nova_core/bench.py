@@ -149,6 +149,9 @@ def run(settings: BenchSettings, progress=None, note=None) -> dict:
     device, dtype = torch.device(settings.device), getattr(torch, settings.dtype)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA requested but no GPU is available")
+    if settings.cuda_graphs and settings.low_memory:  # the weights leave the GPU after every call
+        raise ValueError("--cuda-graphs with --low-memory would time a capture (the transformer leaves the "
+                         "GPU after each call, and its graphs with it); time them without --low-memory")
     if settings.cuda_graphs and device.type != "cuda":
         raise ValueError("--cuda-graphs needs a CUDA device")
     note = note or (lambda message: None)

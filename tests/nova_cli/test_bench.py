@@ -86,6 +86,14 @@ def test_bench_cuda_without_gpu(capsys):
     assert "--cuda-graphs needs" in capsys.readouterr().err
 
 
+def test_graphs_are_not_timed_in_low_memory_mode():
+    from nova_core import bench as core_bench
+
+    settings = core_bench.BenchSettings(config="tiny-t2v", device="cpu", cuda_graphs=True, low_memory=True)
+    with pytest.raises(ValueError, match="would time a capture"):
+        core_bench.run(settings)
+
+
 def test_bench_builds_the_vae_in_the_dtype_the_product_loads():
     from nova_core.bench import random_pipeline, vae_flops
 
