@@ -179,9 +179,9 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
                 order, plan, noise = sampling_fast.prepare(order_for_call(), num_preds, tensor_scheduler,
                                                            guidance, generator, geo, dtype)
                 if cuda_graphs:
-                    graphs = sampling_fast.graphed_steps(graph_cache if graph_cache is not None else sampling_fast.GraphCache(),
-                                                         model, plan,
-                                                         tensor_scheduler, guidance, c, image_space, noise.count)
+                    kept = graph_cache if graph_cache is not None else sampling_fast.GraphCache()
+                    graphs = sampling_fast.graphed_steps(kept, model, plan, tensor_scheduler, guidance, c,
+                                                         image_space, noise.count)
             with timer("spatial+head") if graphs is not None else nullcontext():
                 x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
                                                     guidance, progress, t, graphs, timer)

@@ -163,7 +163,6 @@ class GraphedSteps:
         self.pos, self.x, self.c, self.noises = pos.clone(), x.clone(), c.clone(), noises.clone()
         self.device = c.device
         self.graphs, self.pool = {}, torch.cuda.graph_pool_handle()
-        self.replays = 0
 
     def bind(self, plan: FramePlan, pos) -> None:
         """Copy this call's plan and position table into the buffers the graphs read."""
@@ -186,7 +185,6 @@ class GraphedSteps:
                 self.graphs[i] = self._capture(i)
             graph, out = self.graphs[i]
             graph.replay()
-            self.replays += 1
             return out.clone()
 
     def _capture(self, i):
@@ -210,7 +208,8 @@ def graph_key(model, plan: FramePlan, sched: TensorScheduler, guidance: Guidance
     device, the schedule and guidance values baked into its kernels, and the address of every
     weight it reads (a moved or reloaded model gets new ones)."""
     weights = tuple(t.data_ptr() for t in (*model.parameters(), *model.buffers()))
-    return (str(c.device), str(c.dtype), tuple(c.shape), tuple(pos.shape), plan.hidden[0].size(0) if plan.hidden else 0,
+    batch = plan.hidden[0].size(0) if plan.hidden else 0
+    return (str(c.device), str(c.dtype), tuple(c.shape), tuple(pos.shape), batch,
             tuple(t.size(1) for t in plan.current), tuple(plan.cfg), sched.signature,
             (guidance.scale, guidance.trunc, guidance.renorm), noise_count, id(model), weights)
 
