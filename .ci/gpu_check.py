@@ -312,10 +312,10 @@ def gpu_run(out: Path) -> int:
     steps.run("environment", [python, "-c", ENV_PROBE], 60, env)
     report["environment"] = last_json(steps.outputs["environment"])
     steps.run("cuda_tests", [python, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
-                                     f"--junitxml={out / 'cuda-tests.xml'}", *CUDA_TESTS], 150, env)
+                                     f"--junitxml={out / 'cuda-tests.xml'}", *CUDA_TESTS], 120, env)
     report["cuda_tests"] = parse_pytest(steps.outputs["cuda_tests"])
     parity_file = out / "parity.json"
-    steps.run("parity", [python, str(Path(__file__)), "--parity", str(parity_file)], 100, env)
+    steps.run("parity", [python, str(Path(__file__)), "--parity", str(parity_file)], 80, env)
     report["parity"] = json.loads(parity_file.read_text()) if parity_file.is_file() else None
     report["bench"] = {}
     for name, args, limit in BENCHES:

@@ -214,6 +214,7 @@ def _run(settings, pipe, desc, frames, device, dtype, progress, note) -> dict:
         results[path] = generate(path, path_timer, progress=progress)
         synchronize(device)
         seconds_per_path[path] = time.perf_counter() - start
+        note(f"{path}: {seconds_per_path[path]:.3f} s")  # on record even if a later stage never ends
         stage_seconds[path] = path_timer.totals()
         peak["sampling" if path == "fast" else f"sampling_{path}"] = peak_memory_gib(device)
         if path == "graphs":
@@ -231,6 +232,7 @@ def _run(settings, pipe, desc, frames, device, dtype, progress, note) -> dict:
         with timer("vae_decode"):
             pipe.decode_latents(result_latents)
     peak["vae_decode"] = peak_memory_gib(device)
+    note(f"VAE decode: {timer.totals()['vae_decode']:.3f} s; peak GiB {peak}")
 
     prefix_len = seq + (2 if geo.has_motion else 0)
     counted = flop_count.generation(geo, num_frames=latents, num_generated=latents, ar_steps=settings.ar_steps,
