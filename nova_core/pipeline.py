@@ -11,6 +11,7 @@ for it runs after changing the import. Differences, all deliberate:
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ import numpy as np
 import torch
 
 from . import hub, loading
+from .devices import device_scope
 from .errors import InputError
 from .progress import NullProgress, RichProgress
 from .sampling import Guidance, sample_video
+from .sampling_fast import GraphCache
 from .schedulers import supports as tensor_form_exists
 from .text import encode_prompts
 from .timing import NullTimer
@@ -35,6 +38,19 @@ def vae_input(pixels: np.ndarray, vae) -> torch.Tensor:
     """uint8 (H, W, 3) or (F, H, W, 3) -> (1, 3, [F,] H, W) in [-1, 1] on the VAE's device and dtype."""
     x = torch.from_numpy(np.array(pixels)).to(vae.device, vae.dtype)  # a writable copy
     return ((x - 127.5) / 127.5).movedim(-1, 0).unsqueeze(0)
+
+
+def on_execution_device(method):
+    """Run a pipeline method with its execution device as CUDA's current device, so nothing that
+    uses "the current device" (streams, events, graph capture, empty_cache) lands on GPU 0 when
+    the pipeline is on cuda:N."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with device_scope(self.execution_device):
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 @dataclass
@@ -57,6 +73,7 @@ class NOVAPipeline:
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.name_or_path, self.revision = name_or_path, revision
         self._execution_device = None  # set by enable_low_memory
+        self._cuda_graphs = GraphCache()  # captured set-by-set steps, replayed by later calls
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -99,7 +116,8 @@ class NOVAPipeline:
         loading.save_model_index(folder, type(self.scheduler).__name__, type(self.vae).__name__)
 
     def to(self, *args, **kwargs) -> "NOVAPipeline":
-        """Move/cast every component (this also ends low-memory mode)."""
+        """Move/cast every component (this also ends low-memory mode and drops captured graphs)."""
+        self._cuda_graphs.clear()
         for module in (self.transformer, self.vae, self.text_encoder):
             module.to(*args, **kwargs)
         self._execution_device = None
@@ -118,6 +136,7 @@ class NOVAPipeline:
         return type(self.vae).__name__ == "AutoencoderKLOpenSora"
 
     # ----------------------------------------------------------------- the call
+    @on_execution_device
     @torch.no_grad()
     def __call__(
         self,
@@ -153,8 +172,9 @@ class NOVAPipeline:
         scaled latent space) pre-fill the first K frames. ``progress`` takes a
         :class:`~nova_core.progress.NullProgress`-like object. ``fast`` (default: on for CUDA when
         the scheduler allows it) runs the same computation in the GPU-friendly form of
-        :mod:`nova_core.sampling_fast`; ``cuda_graphs`` (opt-in) also captures its steps;
-        ``timer`` (:class:`~nova_core.timing.StageTimer`) collects per-stage times.
+        :mod:`nova_core.sampling_fast`; ``cuda_graphs`` (opt-in) also captures its steps, and
+        later calls with the same shapes, steps, schedule and guidance replay them; ``timer``
+        (:class:`~nova_core.timing.StageTimer`) collects per-stage times.
         """
         self._check_call(num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
                          guidance_trunc, guidance_renorm, image_guidance_scale,
@@ -188,6 +208,7 @@ class NOVAPipeline:
                 num_frames=max_latent_length, prefill=prefill, num_inference_steps=num_inference_steps,
                 num_diffusion_steps=num_diffusion_steps, guidance=guidance, generator=generator,
                 progress=progress, fast=fast, cuda_graphs=cuda_graphs, timer=timer,
+                graph_cache=self._cuda_graphs,
             )
         if output_type == "latent":
             return self.postprocess(result.latents.to(self.dtype), output_type)
@@ -229,6 +250,8 @@ class NOVAPipeline:
         try:
             yield
         finally:
+            if module is self.transformer:  # graphs read the weights where they were on the GPU
+                self._cuda_graphs.clear()
             module.to("cpu")
             if target.type == "cuda":
                 torch.cuda.empty_cache()
@@ -291,6 +314,7 @@ class NOVAPipeline:
                              f"{tuple(frames.shape)}")
         return self._encode_pixels(frames, generator)
 
+    @on_execution_device
     @torch.no_grad()
     def _encode_pixels(self, pixels: np.ndarray, generator) -> torch.Tensor:
         """uint8 (H, W, 3) or (F, H, W, 3) -> scaled posterior sample (1, C, [T,] h, w).
@@ -305,6 +329,7 @@ class NOVAPipeline:
         shift = getattr(self.vae.config, "shift_factor", None)
         return (z - shift if shift else z) * self.vae.config.scaling_factor
 
+    @on_execution_device
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, C, T, h, w) -> pixels in [-1, 1]: (B, 3, T', H, W) or (B, 3, H, W)."""
         vae, config = self.vae, self.vae.config

@@ -130,12 +130,14 @@ class VideoSample:
 @torch.inference_mode()
 def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_inference_steps=64,
                  num_diffusion_steps=25, guidance=Guidance(), generator=None, progress=None,
-                 fast=False, cuda_graphs=False, timer=None):
+                 fast=False, cuda_graphs=False, timer=None, graph_cache=None):
     """Generate ``num_frames`` latent frames after the ``prefill`` ones (B, C, K, h, w) if given.
 
     prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` runs the
     set-by-set steps through :mod:`nova_core.sampling_fast` (same function, GPU-friendly form);
-    ``cuda_graphs`` additionally captures them. ``timer`` receives "temporal", "spatial", "head".
+    ``cuda_graphs`` additionally captures them, keeping the graphs in ``graph_cache`` (a
+    :class:`~nova_core.sampling_fast.GraphCache`; the pipeline's own, so later calls replay them).
+    ``timer`` receives "temporal", "spatial", "head".
     """
     progress, timer = progress or NullProgress(), timer or NullTimer()
     geo, device, dtype = model.geometry, model.device, model.dtype
@@ -154,7 +156,7 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
         from .schedulers import TensorScheduler
 
         tensor_scheduler = TensorScheduler.from_diffusers(scheduler, num_diffusion_steps, device)
-        graphs = {} if cuda_graphs else None
+        graphs = None
 
     def order_for_call():  # one random set order per call, drawn at the first generated frame
         return token_order(batch, geo.num_tokens, generator).to(device)
@@ -176,6 +178,10 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
             if order is None:
                 order, plan, noise = sampling_fast.prepare(order_for_call(), num_preds, tensor_scheduler,
                                                            guidance, generator, geo, dtype)
+                if cuda_graphs:
+                    kept = graph_cache if graph_cache is not None else sampling_fast.GraphCache()
+                    graphs = sampling_fast.graphed_steps(kept, model, plan, tensor_scheduler, guidance, c,
+                                                         image_space, noise.count)
             with timer("spatial+head") if graphs is not None else nullcontext():
                 x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
                                                     guidance, progress, t, graphs, timer)

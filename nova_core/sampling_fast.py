@@ -13,7 +13,8 @@ What changes, and why it computes the same thing:
   one per DDPM step with t > 0), into pinned memory, and copied without blocking the host.
 * Scheduler updates use :class:`~nova_core.schedulers.TensorScheduler` (diffusers' coefficients).
 * So a set-by-set step has static shapes and no host synchronisation: with ``cuda_graphs`` each
-  of the S steps is captured once (on its first frame) and replayed for every later frame.
+  of the S steps is captured once and replayed for every later frame, and for every later call
+  whose :func:`graph_key` is the same (the pipeline keeps a :class:`GraphCache`).
 
 Token order, random draws and the math are those of the plain path; only floating-point
 summation order differs (tests: float32 fast == plain within 1e-5).
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .devices import current_stream, device_scope
 from .patches import patchify, unpatchify
 from .sampling import Guidance, draw
 from .schedulers import TensorScheduler
@@ -68,7 +70,9 @@ class NoiseStream:
 
     Each set needs 1 + (#DDPM steps with t > 0) canvases; they are drawn one canvas at a time (so
     the stream of numbers equals the plain path's) into a pinned buffer and copied asynchronously.
-    Two pinned buffers alternate; an event guards a buffer until its copy has finished.
+    Two pinned buffers alternate; an event recorded on the copying stream (the current stream of
+    *this* device, named explicitly) guards a buffer until its copy has finished, so the host never
+    rewrites a buffer whose copy is still queued.
     """
 
     def __init__(self, generator, count: int, shape, device, patch: int):
@@ -90,9 +94,11 @@ class NoiseStream:
                 self.events[i].synchronize()  # the copy from two sets ago; long finished in practice
             for j in range(self.count):
                 self.buffers[i][j].normal_(generator=self.generator)
-            canvases = self.buffers[i].to(self.device, non_blocking=True)
+            stream = current_stream(self.device)
+            with torch.cuda.stream(stream):
+                canvases = self.buffers[i].to(self.device, non_blocking=True)
             self.events[i] = torch.cuda.Event()
-            self.events[i].record()
+            self.events[i].record(stream)
         b = self.shape[0]
         tokens = patchify(canvases.flatten(0, 1), self.patch)
         return tokens.view(self.count, b, *tokens.shape[1:])
@@ -139,52 +145,120 @@ def _denoise_set(model, plan, sched, guidance, z, ids, noises, batch):
 
 
 class GraphedSteps:
-    """CUDA graphs of the S set-by-set steps, captured on first use and replayed every frame.
+    """CUDA graphs of the S set-by-set steps of one :func:`graph_key`, captured on first use.
 
-    Static buffers: the canvas, the frame's condition and the set's noise. Graphs share one memory
-    pool; that is safe because they replay one after another in capture order.
+    A graph replays kernels on fixed addresses, so every tensor a step reads is a static buffer
+    owned here: the canvas, the frame's condition, the set's noise, the position table and the
+    plan (token order, masks, timesteps; a new call copies its own values in with :meth:`bind`).
+    The scheduler coefficients and guidance of the capturing call are kept: the key says they
+    are equal for every call that reuses these graphs. Graphs share one memory pool; that is safe
+    because they replay one after another in capture order. Capture and replay run on this
+    device's streams, named explicitly.
     """
 
-    def __init__(self, run_step, x, c, noises):
-        self.run_step = run_step
-        self.x, self.c, self.noises = x.clone(), c.clone(), noises.clone()
+    def __init__(self, model, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, pos, x, c, noises):
+        self.model, self.sched, self.guidance = model, sched, guidance
+        self.plan = FramePlan(*(field if name == "cfg" else [t.clone() for t in field]
+                                for name, field in _plan_fields(plan)))
+        self.pos, self.x, self.c, self.noises = pos.clone(), x.clone(), c.clone(), noises.clone()
+        self.device = c.device
         self.graphs, self.pool = {}, torch.cuda.graph_pool_handle()
 
+    def bind(self, plan: FramePlan, pos) -> None:
+        """Copy this call's plan and position table into the buffers the graphs read."""
+        for (name, mine), (_, theirs) in zip(_plan_fields(self.plan), _plan_fields(plan)):
+            if name != "cfg":
+                for a, b in zip(mine, theirs):
+                    a.copy_(b)
+        self.pos.copy_(pos)
+
+    def _run(self, i):
+        return spatial_step(self.model, i, self.plan, self.sched, self.guidance, self.x, self.c, self.pos,
+                            self.noises)
+
     def __call__(self, i, x, c, noises):
-        self.x.copy_(x)
-        self.c.copy_(c)
-        self.noises.copy_(noises)
-        if i not in self.graphs:
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):  # warm-up run outside the graph (allocator, kernels)
-                self.run_step(i, self.x, self.c, self.noises)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self.pool):
-                self.out = self.run_step(i, self.x, self.c, self.noises)
-            self.graphs[i] = (graph, self.out)
-        graph, out = self.graphs[i]
-        graph.replay()
-        return out.clone()
+        with device_scope(self.device):  # capture and replay on this device's streams, whoever calls
+            self.x.copy_(x)
+            self.c.copy_(c)
+            self.noises.copy_(noises)
+            if i not in self.graphs:
+                self.graphs[i] = self._capture(i)
+            graph, out = self.graphs[i]
+            graph.replay()
+            return out.clone()
+
+    def _capture(self, i):
+        main, side = current_stream(self.device), torch.cuda.Stream(self.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):  # warm-up run outside the graph (allocator, kernels)
+            self._run(i)
+        main.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool, stream=torch.cuda.Stream(self.device)):
+            out = self._run(i)
+        return graph, out
+
+
+def _plan_fields(plan: FramePlan):
+    return [(name, getattr(plan, name)) for name in ("known", "current", "hidden", "keep", "cfg", "timesteps")]
+
+
+def graph_key(model, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, c, pos, noise_count) -> tuple:
+    """Everything that fixes a captured step: shapes (batch, CFG rows, set sizes, tokens), dtype,
+    device, the schedule and guidance values baked into its kernels, and the address of every
+    weight it reads (a moved or reloaded model gets new ones)."""
+    weights = tuple(t.data_ptr() for t in (*model.parameters(), *model.buffers()))
+    batch = plan.hidden[0].size(0) if plan.hidden else 0
+    return (str(c.device), str(c.dtype), tuple(c.shape), tuple(pos.shape), batch,
+            tuple(t.size(1) for t in plan.current), tuple(plan.cfg), sched.signature,
+            (guidance.scale, guidance.trunc, guidance.renorm), noise_count, id(model), weights)
+
+
+class GraphCache:
+    """The captured steps of the last key, kept across calls (a pipeline holds one).
+
+    ``get`` returns the graphs for a key, capturing anew (and dropping the old ones, with their
+    memory pool) when the key changed; ``clear`` drops them (the pipeline does when it moves).
+    """
+
+    def __init__(self):
+        self.key, self.steps = None, None
+
+    def get(self, key, build):
+        if key != self.key:
+            self.clear()
+            self.steps, self.key = build(), key
+        return self.steps
+
+    def clear(self) -> None:
+        self.key, self.steps = None, None
+
+
+def graphed_steps(cache: GraphCache, model, plan, sched, guidance, c, pos, noise_count):
+    """The cache's graphs for this call (bound to its plan), built if the key is new."""
+    geo, batch, p = model.geometry, plan.hidden[0].size(0), model.geometry.patch_size
+    canvas = (batch, (geo.latent_size[0] // p) * (geo.latent_size[1] // p), p * p * geo.latent_channels)
+    key = graph_key(model, plan, sched, guidance, c, pos, noise_count)
+    with device_scope(c.device):
+        steps = cache.get(key, lambda: GraphedSteps(
+            model, plan, sched, guidance, pos, torch.zeros(canvas, device=c.device), c,
+            torch.empty((noise_count, *canvas), device=c.device)))
+        steps.bind(plan, pos)
+    return steps
 
 
 def sample_frame_fast(model, plan, sched, c, pos, noise_stream, guidance, progress, frame_index=0,
-                      graphs=None, timer=NullTimer()):
+                      graphs: GraphedSteps | None = None, timer=NullTimer()):
     geo = model.geometry
     p = geo.patch_size
     grid = (geo.latent_size[0] // p, geo.latent_size[1] // p)
     batch = plan.hidden[0].size(0) if plan.hidden else 1
     x = torch.zeros(batch, grid[0] * grid[1], p * p * geo.latent_channels, device=c.device)
 
-    def run(i, x, c, noises):  # timers record events, which a CUDA graph capture cannot contain
-        return spatial_step(model, i, plan, sched, guidance, x, c, pos, noises,
-                            timer if graphs is None else NullTimer())
+    def run(i, x, c, noises):
+        return spatial_step(model, i, plan, sched, guidance, x, c, pos, noises, timer)
 
-    if graphs is not None and graphs.get("runner") is None:
-        graphs["runner"] = GraphedSteps(run, x, c, torch.empty(noise_stream.count, batch, *x.shape[1:],
-                                                                 device=c.device))
-    step = graphs["runner"] if graphs is not None else run
+    step = graphs if graphs is not None else run  # graphs: no timers (events cannot be captured)
     for i in range(len(plan.hidden)):
         x = step(i, x, c, noise_stream.next())
         progress.step(frame_index, i + 1, len(plan.hidden))

@@ -35,6 +35,7 @@ class TensorScheduler:
     coeffs: list[tuple[torch.Tensor, ...]]  # 0-d tensors on the target device
     prediction_type: str = "flow"
     clip_range: float | None = None
+    signature: tuple = ()  # every value the update rule uses, as floats (what a CUDA graph bakes in)
 
     @classmethod
     def from_diffusers(cls, scheduler, num_steps: int, device=None) -> "TensorScheduler":
@@ -44,8 +45,9 @@ class TensorScheduler:
         timesteps = scheduler.timesteps.clone()
         if type(scheduler).__name__ == "FlowMatchEulerDiscreteScheduler":
             sigmas = scheduler.sigmas
-            coeffs = [((sigmas[j + 1] - sigmas[j]).to(device),) for j in range(num_steps)]
-            return cls("flow", timesteps, [False] * num_steps, coeffs)
+            deltas = [sigmas[j + 1] - sigmas[j] for j in range(num_steps)]
+            return cls("flow", timesteps, [False] * num_steps, [(d.to(device),) for d in deltas],
+                       signature=_signature("flow", timesteps, [(d,) for d in deltas]))
         config, coeffs, draws = scheduler.config, [], []
         for t in timesteps:
             prev_t = scheduler.previous_timestep(t)
@@ -61,10 +63,11 @@ class TensorScheduler:
                 variance = scheduler._get_variance(t)
                 std = variance if config.variance_type == "fixed_small_log" else variance ** 0.5
             draws.append(bool(t > 0))
-            coeffs.append(tuple(c.to(device) for c in (beta_prod_t ** (0.5), alpha_prod_t ** (0.5),
-                                                        original_coeff, sample_coeff, std)))
+            coeffs.append((beta_prod_t ** (0.5), alpha_prod_t ** (0.5), original_coeff, sample_coeff, std))
         clip = config.clip_sample_range if config.clip_sample else None
-        return cls("ddpm", timesteps, draws, coeffs, config.prediction_type, clip)
+        return cls("ddpm", timesteps, draws, [tuple(c.to(device) for c in cs) for cs in coeffs],
+                   config.prediction_type, clip,
+                   signature=_signature("ddpm", timesteps, coeffs, config.prediction_type, clip, draws))
 
     def step(self, j: int, x: torch.Tensor, out: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "flow":
@@ -80,3 +83,9 @@ class TensorScheduler:
             original = original.clamp(-self.clip_range, self.clip_range)
         prev = original_coeff * original + sample_coeff * x
         return prev + std * noise if self.draws_noise[j] else prev
+
+
+def _signature(kind, timesteps, coeffs, *rest) -> tuple:
+    """Host-side values of a schedule (read before they move to the device: no sync)."""
+    return (kind, tuple(float(t) for t in timesteps), tuple(tuple(float(c) for c in cs) for cs in coeffs),
+            *(tuple(r) if isinstance(r, list) else r for r in rest))

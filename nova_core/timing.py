@@ -1,7 +1,7 @@
 """Stage timers for the sampling loop that never synchronise inside it.
 
-On CUDA a section records two events; their times are read once, at the end (``totals``). On the
-CPU it is wall time. The sampling loop is handed a timer explicitly; the default does nothing.
+On CUDA a section records two events on the device's current stream; their times are read once,
+at the end (``totals``), after synchronising that device. On the CPU it is wall time. The sampling loop is handed a timer explicitly; the default does nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ class StageTimer:
     def __init__(self, device="cpu"):
         import torch
 
-        self.cuda = torch.device(device).type == "cuda"
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
         self.records: dict[str, list] = defaultdict(list)
 
     @contextmanager
@@ -28,10 +29,12 @@ class StageTimer:
         if self.cuda:
             import torch
 
+            from .devices import current_stream
+
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(current_stream(self.device))
             yield
-            end.record()
+            end.record(current_stream(self.device))
             self.records[name].append((start, end))
         else:
             start = time.perf_counter()
@@ -41,9 +44,9 @@ class StageTimer:
     def totals(self) -> dict[str, float]:
         """Seconds per section name (summed over calls)."""
         if self.cuda:
-            import torch
+            from .devices import synchronize
 
-            torch.cuda.synchronize()
+            synchronize(self.device)
             return {k: sum(s.elapsed_time(e) for s, e in v) / 1000 for k, v in self.records.items()}
         return {k: float(sum(v)) for k, v in self.records.items()}
 
