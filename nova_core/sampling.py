@@ -175,7 +175,8 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
         elif fast:
             if order is None:
                 order, plan, noise = sampling_fast.prepare(order_for_call(), num_preds, tensor_scheduler,
-                                                           guidance, generator, geo, dtype)
+                                                           guidance, generator, geo, dtype,
+                                                           model.image_decoder)
             with timer("spatial+head") if graphs is not None else nullcontext():
                 x = sampling_fast.sample_frame_fast(model, plan, tensor_scheduler, c, image_space, noise,
                                                     guidance, progress, t, graphs, timer)
