@@ -126,7 +126,7 @@ class FusedHead:
         scales = [(w[0], b[0]) for w, b in chunks]
         rest = [(w[s], b[s]) for w, b in chunks for s in range(1, len(w))]
         self.ada = (torch.cat([b for _, b in scales + rest]), torch.cat([w for w, _ in scales + rest]).t())
-        self.num_scales = len(scales) * dim
+        self.num_scales, self.sizes = len(scales) * dim, [dim] * len(scales + rest)
         self.eps = [norm.norm.eps for norm in ada]
         self.mlps = [(blk.proj.fc1.bias, blk.proj.fc1.weight.t(), blk.proj.fc2.bias, blk.proj.fc2.weight.t(),
                       blk.norm2.weight, blk.norm2.bias, blk.norm2.eps) for blk in head.blocks]
@@ -145,7 +145,7 @@ class FusedHead:
         dim, eps, depth = (self.dim,), self.eps, len(self.mlps)
         stats = torch.addmm(self.ada[0], F.silu(cond + self.time_cond[step], inplace=True), self.ada[1])
         stats.narrow(1, 0, self.num_scales).add_(1)
-        stats = stats.split(self.dim, dim=1)  # 1 + scale per adaLN, then (shift, gate) per block, shift
+        stats = stats.split_with_sizes(self.sizes, 1)  # 1 + scale per adaLN, (shift, gate) per block, shift
         x = torch.addmm(self.embed[0], patches, self.embed[1])
         for i, (b1, w1, b2, w2, norm_w, norm_b, norm_eps) in enumerate(self.mlps):
             shift, gate = stats[depth + 1 + 2 * i : depth + 3 + 2 * i]

@@ -126,29 +126,30 @@ def _denoise_set(plan, sched, guidance, z, ids, noises, batch):
     """The diffusion loop of one set; returns its denoised tokens (B, k, ppC).
 
     Guidance and the scheduler are elementwise, so only the set's tokens are carried through the
-    steps; guidance renorm measures norms over the whole canvas, so then the canvas is carried
-    (its other rows hold the noisy input, as in the plain path).
+    steps, as rows (B*k, ppC), cond rows first; guidance renorm measures norms over the whole
+    canvas, so then the canvas is carried (its other rows hold the noisy input, as in the plain path).
     """
     dtype, width, k = z.dtype, noises.size(-1), ids.size(1)
     canvas = guidance.enabled and guidance.renorm < 1
     own = ids[:batch].expand(-1, -1, width)
     if not canvas:
-        noises = noises.gather(2, own.expand(noises.size(0), -1, -1, -1))
+        noises = noises.gather(2, own.expand(noises.size(0), -1, -1, -1)).flatten(1, 2)
     cond = plan.head.condition(z.gather(1, ids.expand(-1, -1, z.size(-1))))
+    conds = {True: cond, False: cond[: batch * k]}  # CFG rows, or the cond rows once CFG is off
     xs, drawn = noises[0], 1
     for j, cfg in enumerate(plan.cfg):
-        rows = ids.size(0) if cfg else batch
-        sel = xs.gather(1, own) if canvas else xs
-        inp = torch.cat([sel, sel]) if cfg else sel
-        out = plan.head(inp.flatten(0, 1).to(dtype), j, cond[: rows * k]).float().view(rows, k, width)
+        sel = xs.gather(1, own).flatten(0, 1) if canvas else xs
+        out = plan.head((torch.cat([sel, sel]) if cfg else sel).to(dtype), j, conds[cfg]).float()
         if canvas:
-            out = (torch.cat([xs, xs]) if cfg else xs).scatter(1, ids[:rows].expand(-1, -1, width), out)
+            rows = ids.size(0) if cfg else batch
+            out = (torch.cat([xs, xs]) if cfg else xs).scatter(1, ids[:rows].expand(-1, -1, width),
+                                                               out.view(rows, k, width))
         out = guidance.combine(out) if cfg else out
         noise = None
         if sched.draws_noise[j]:
             noise, drawn = noises[drawn], drawn + 1
         xs = sched.step(j, xs, out, noise)
-    return xs.gather(1, own) if canvas else xs
+    return xs.gather(1, own) if canvas else xs.view(batch, k, width)
 
 
 class GraphedSteps:
