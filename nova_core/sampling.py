@@ -133,9 +133,10 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
                  fast=False, cuda_graphs=False, timer=None):
     """Generate ``num_frames`` latent frames after the ``prefill`` ones (B, C, K, h, w) if given.
 
-    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` runs the
-    set-by-set steps through :mod:`nova_core.sampling_fast` (same function, GPU-friendly form);
-    ``cuda_graphs`` additionally captures them. ``timer`` receives "temporal", "spatial", "head".
+    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` (what the
+    pipeline passes by default) runs the set-by-set steps through :mod:`nova_core.sampling_fast`
+    (same function, fewer and larger ops); ``cuda_graphs`` additionally captures them. ``timer``
+    receives "temporal", "spatial", "head".
     """
     progress, timer = progress or NullProgress(), timer or NullTimer()
     geo, device, dtype = model.geometry, model.device, model.dtype
