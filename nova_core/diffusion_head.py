@@ -91,14 +91,6 @@ class DiffusionHead(nn.Module):
             return out
         return self.patch_embed.patchify(x).scatter(1, ids.expand(-1, -1, out.size(-1)), out)
 
-    def forward_patches(self, patches, timestep, z) -> torch.Tensor:
-        """Same function on already patchified noisy tokens (B, k, p*p*C) and their z (B, k, D).
-
-        The patch embedding becomes a matmul with the conv's weight (equal up to summation order),
-        so the fast path never touches the tokens it does not predict.
-        """
-        return self.denoise_tokens(self.patch_embed.embed_patches(patches), timestep, z)
-
     def denoise_tokens(self, tokens, timestep, z) -> torch.Tensor:
         cond = self.time_cond_embed(timestep, z)
         tokens = run_blocks(self.blocks, tokens, cond, checkpointing=self.gradient_checkpointing)
