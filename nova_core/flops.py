@@ -42,9 +42,17 @@ def spatial_step(geo: Geometry, known: int, batch: int, cfg: bool) -> int:
 
 
 def head_step(geo: Geometry, tokens: int, rows: int) -> int:
-    w, d, out = geo.head.width, geo.spatial.width, geo.latent_channels * geo.patch_size**2
-    per_token = 2 * (out * w + d * w + w * w + geo.head.depth * (3 * w * w + 2 * w * w) + 2 * w * w + w * out)
-    return rows * (tokens * per_token + 2 * (256 * w + w * w))
+    """One diffusion step of the head (:class:`~nova_core.diffusion_head.FusedHead`)."""
+    w, out = geo.head.width, geo.latent_channels * geo.patch_size**2
+    per_token = 2 * (out * w + geo.head.depth * (3 * w * w + 2 * w * w) + 2 * w * w + w * out)
+    return rows * tokens * per_token
+
+
+def head_condition(geo: Geometry, tokens: int, rows: int) -> int:
+    """The head's condition branch of z, once per set (its timestep branch, once per call for the
+    S timesteps, is left out)."""
+    w, d = geo.head.width, geo.spatial.width
+    return rows * tokens * 2 * (d * w + w * w)
 
 
 def spatial_and_head(geo: Geometry, ar_steps: int, diffusion_steps: int, batch: int, cfg: bool,
@@ -54,6 +62,7 @@ def spatial_and_head(geo: Geometry, ar_steps: int, diffusion_steps: int, batch: 
     spatial = head = known = 0
     for k in (int(k) for k in mask_schedule(ar_steps, geo.num_tokens) if k > 0):
         spatial += spatial_step(geo, known, batch, cfg)
+        head += head_condition(geo, k, batch * (2 if cfg else 1))
         head += sum(head_step(geo, k, batch * (2 if on else 1)) for on in cfg_steps)
         known += k
     return spatial, head

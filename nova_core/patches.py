@@ -38,7 +38,10 @@ class PatchEmbed(nn.Module):
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         return patchify(x, self.patch_size)
 
+    def patch_weight(self) -> torch.Tensor:
+        """The conv's weight as a (D, p*p*C) matrix in patch order."""
+        return self.proj.weight.permute(0, 2, 3, 1).flatten(1)
+
     def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
-        """(B, k, p*p*C) patches -> (B, k, D): the conv as a matmul (weights reordered to patch order)."""
-        weight = self.proj.weight.permute(0, 2, 3, 1).flatten(1)
-        return torch.nn.functional.linear(patches, weight, self.proj.bias)
+        """(B, k, p*p*C) patches -> (B, k, D): the conv as a matmul."""
+        return torch.nn.functional.linear(patches, self.patch_weight(), self.proj.bias)

@@ -170,10 +170,11 @@ class NOVAPipeline:
         ``image`` (uint8 H x W x 3 array or PIL image at the model's resolution) becomes latent
         frame 0; ``latents`` ((B, C, K, h, w), (B, C, h, w) or a list of K (B, C, h, w) tensors,
         scaled latent space) pre-fill the first K frames. ``progress`` takes a
-        :class:`~nova_core.progress.NullProgress`-like object. ``fast`` (default: on for CUDA when
-        the scheduler allows it) runs the same computation in the GPU-friendly form of
-        :mod:`nova_core.sampling_fast`; ``cuda_graphs`` (opt-in) also captures its steps, and
-        later calls with the same shapes, steps, schedule and guidance replay them; ``timer``
+        :class:`~nova_core.progress.NullProgress`-like object. ``fast`` (default: on whenever the
+        scheduler has a tensor form, on every device) runs the same computation in the form of
+        :mod:`nova_core.sampling_fast`, several times faster on the CPU too; ``fast=False`` runs the
+        readable loop of :mod:`nova_core.sampling`; ``cuda_graphs`` (opt-in) also captures its steps,
+        and later calls with the same shapes, steps, schedule and guidance replay them; ``timer``
         (:class:`~nova_core.timing.StageTimer`) collects per-stage times.
         """
         self._check_call(num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
@@ -199,7 +200,7 @@ class NOVAPipeline:
             progress = NullProgress() if disable_progress_bar or not sys.stderr.isatty() else RichProgress()
         on_cuda = self.execution_device.type == "cuda"
         if fast is None:
-            fast = on_cuda and tensor_form_exists(scheduler)
+            fast = tensor_form_exists(scheduler)
         if cuda_graphs and not (fast and on_cuda):
             raise InputError("cuda_graphs needs the fast path on a CUDA device")
         with self._stage(self.transformer):

@@ -133,11 +133,11 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
                  fast=False, cuda_graphs=False, timer=None, graph_cache=None):
     """Generate ``num_frames`` latent frames after the ``prefill`` ones (B, C, K, h, w) if given.
 
-    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` runs the
-    set-by-set steps through :mod:`nova_core.sampling_fast` (same function, GPU-friendly form);
-    ``cuda_graphs`` additionally captures them, keeping the graphs in ``graph_cache`` (a
-    :class:`~nova_core.sampling_fast.GraphCache`; the pipeline's own, so later calls replay them).
-    ``timer`` receives "temporal", "spatial", "head".
+    prefix: (B or 2B, P, D) text + motion tokens (cond rows first under CFG). ``fast`` (what the
+    pipeline passes by default) runs the set-by-set steps through :mod:`nova_core.sampling_fast`
+    (same function, fewer and larger ops); ``cuda_graphs`` additionally captures them, keeping the
+    graphs in ``graph_cache`` (a :class:`~nova_core.sampling_fast.GraphCache`; the pipeline's own,
+    so later calls replay them). ``timer`` receives "temporal", "spatial", "head".
     """
     progress, timer = progress or NullProgress(), timer or NullTimer()
     geo, device, dtype = model.geometry, model.device, model.dtype
@@ -177,7 +177,8 @@ def sample_video(model, scheduler, prefix, *, num_frames, prefill=None, num_infe
         elif fast:
             if order is None:
                 order, plan, noise = sampling_fast.prepare(order_for_call(), num_preds, tensor_scheduler,
-                                                           guidance, generator, geo, dtype)
+                                                           guidance, generator, geo, dtype,
+                                                           model.image_decoder)
                 if cuda_graphs:
                     kept = graph_cache if graph_cache is not None else sampling_fast.GraphCache()
                     graphs = sampling_fast.graphed_steps(kept, model, plan, tensor_scheduler, guidance, c,

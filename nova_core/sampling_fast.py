@@ -1,14 +1,16 @@
-"""The fast path: the same function as :mod:`nova_core.sampling`, restructured for the GPU.
+"""The fast path (the default): the same function as :mod:`nova_core.sampling`, restructured for speed.
 
 What changes, and why it computes the same thing:
 
-* Everything fixed once the token order is drawn (per-step index tensors, masks, timestep
-  tensors, scheduler coefficients, whether CFG is still on at each diffusion step) is built once
-  per call (:class:`FramePlan`), not at every step.
-* The canvas lives in token layout (B, N, p*p*C); the diffusion head reads and writes only the
-  predicted tokens (its patch embedding as a matmul). Patchify is a permutation, so the other
-  rows are exactly what the plain path computes for them (the raw noisy input, which guidance
-  renorm still sees).
+* Everything fixed once the token order is drawn (per-step index tensors, masks, scheduler
+  coefficients, whether CFG is still on at each diffusion step, the head's timestep branch for
+  every timestep) is built once per call (:class:`FramePlan`), not at every step.
+* The canvas lives in token layout (B, N, p*p*C). A set's diffusion loop carries only its own
+  tokens (guidance and the scheduler are elementwise; the plain path discards the other rows),
+  or the whole canvas under guidance renorm, whose norms see the other rows' noisy input.
+* The head runs as :class:`~nova_core.diffusion_head.FusedHead`: its condition branch once per
+  set, each step a few large ops. On the CPU the loop is per-op overhead, not arithmetic, so
+  this is what makes the fast path the faster one there too.
 * Noise is drawn on the caller's generator in the reference's order (per set: one canvas, then
   one per DDPM step with t > 0), into pinned memory, and copied without blocking the host.
 * Scheduler updates use :class:`~nova_core.schedulers.TensorScheduler` (diffusers' coefficients).
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices import current_stream, device_scope
+from .diffusion_head import FusedHead
 from .patches import patchify, unpatchify
 from .sampling import Guidance, draw
 from .schedulers import TensorScheduler
@@ -40,29 +43,24 @@ class FramePlan:
     known: list[torch.Tensor]  # (rows, known_i, 1) ids of revealed tokens (CFG-expanded)
     current: list[torch.Tensor]  # (rows, k_i, 1) ids predicted at step i (CFG-expanded)
     hidden: list[torch.Tensor]  # (B, N, 1) model dtype: 1 where the token is still a MASK
-    keep: list[torch.Tensor]  # (B, N, 1) float32: 1 where step i writes the canvas
     cfg: list[bool]  # per diffusion step: CFG still on (guidance_trunc switches it off)
-    timesteps: list[torch.Tensor]  # per diffusion step: (rows,) or (B,) timestep tensor
+    head: FusedHead  # the diffusion head with this call's timestep branch precomputed
 
     @classmethod
-    def build(cls, order, num_preds, scheduler: TensorScheduler, guidance: Guidance, dtype):
+    def build(cls, order, num_preds, scheduler: TensorScheduler, guidance: Guidance, dtype, head):
         batch, num_tokens, _ = order.shape
-        device, known, current, hidden, keep, start = order.device, [], [], [], [], 0
+        device, known, current, hidden, start = order.device, [], [], [], 0
         for k in num_preds:
             known.append(guidance.expand(order[:, :start]))
             current.append(guidance.expand(order[:, start : start + k]))
             mask = torch.zeros(batch, num_tokens, 1, device=device)
             hidden.append(mask.scatter(1, order[:, start:], 1).to(dtype))
-            keep.append(mask.scatter(1, order[:, start : start + k], 1))
             start += k
         cfg, on = [], guidance.enabled
         for t in scheduler.timesteps:
             on = on and not (guidance.trunc and float(t) < guidance.trunc)
             cfg.append(on)
-        rows = batch * (2 if guidance.enabled else 1)
-        timesteps = [torch.as_tensor(t, device=device).expand(rows if on else batch).clone()
-                     for t, on in zip(scheduler.timesteps, cfg)]
-        return cls(known, current, hidden, keep, cfg, timesteps)
+        return cls(known, current, hidden, cfg, FusedHead(head, scheduler.timesteps))
 
 
 class NoiseStream:
@@ -104,9 +102,9 @@ class NoiseStream:
         return tokens.view(self.count, b, *tokens.shape[1:])
 
 
-def prepare(order, num_preds, sched: TensorScheduler, guidance: Guidance, generator, geo, dtype):
+def prepare(order, num_preds, sched: TensorScheduler, guidance: Guidance, generator, geo, dtype, head):
     """What the fast path builds once the set order is drawn: (order, plan, noise stream)."""
-    plan = FramePlan.build(order, num_preds, sched, guidance, dtype)
+    plan = FramePlan.build(order, num_preds, sched, guidance, dtype, head)
     noise = NoiseStream(generator, 1 + sum(sched.draws_noise), (order.size(0), geo.latent_channels,
                         *geo.latent_size), order.device, geo.patch_size)
     return order, plan, noise
@@ -114,7 +112,10 @@ def prepare(order, num_preds, sched: TensorScheduler, guidance: Guidance, genera
 
 def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, x, c, pos, noises,
                  timer=NullTimer()):
-    """One set-by-set step on the token canvas x (B, N, ppC, float32): encode, denoise, write."""
+    """One set-by-set step on the token canvas x (B, N, ppC, float32): encode, denoise, write.
+
+    The set's tokens are still 0 in x (each token is written once), so writing them is a scatter.
+    """
     dtype, batch = c.dtype, x.size(0)
     with timer("spatial"):
         tokens = model.image_encoder.patch_embed.embed_patches(x.to(dtype))
@@ -122,26 +123,39 @@ def spatial_step(model, i, plan: FramePlan, sched: TensorScheduler, guidance: Gu
         tokens = tokens * (1 - hidden) + model.mask_embed.mask_token * hidden
         z = model.image_encoder(guidance.expand(tokens), c, plan.known[i], pos)
     with timer("head"):
-        return x + _denoise_set(model, plan, sched, guidance, z, plan.current[i], noises, batch) * plan.keep[i]
+        ids = plan.current[i]
+        tokens = _denoise_set(plan, sched, guidance, z, ids, noises, batch)
+        return x.scatter(1, ids[:batch].expand(-1, -1, x.size(-1)), tokens)
 
 
-def _denoise_set(model, plan, sched, guidance, z, ids, noises, batch):
-    """The diffusion loop of one set on the token canvas; returns the final canvas (B, N, ppC)."""
-    dtype = z.dtype
-    z_sel = z.gather(1, ids.expand(-1, -1, z.size(-1)))
+def _denoise_set(plan, sched, guidance, z, ids, noises, batch):
+    """The diffusion loop of one set; returns its denoised tokens (B, k, ppC).
+
+    Guidance and the scheduler are elementwise, so only the set's tokens are carried through the
+    steps, as rows (B*k, ppC), cond rows first; guidance renorm measures norms over the whole
+    canvas, so then the canvas is carried (its other rows hold the noisy input, as in the plain path).
+    """
+    dtype, width, k = z.dtype, noises.size(-1), ids.size(1)
+    canvas = guidance.enabled and guidance.renorm < 1
+    own = ids[:batch].expand(-1, -1, width)
+    if not canvas:
+        noises = noises.gather(2, own.expand(noises.size(0), -1, -1, -1)).flatten(1, 2)
+    cond = plan.head.condition(z.gather(1, ids.expand(-1, -1, z.size(-1))))
+    conds = {True: cond, False: cond[: batch * k]}  # CFG rows, or the cond rows once CFG is off
     xs, drawn = noises[0], 1
     for j, cfg in enumerate(plan.cfg):
-        rows = z_sel.size(0) if cfg else batch
-        inp = torch.cat([xs, xs]) if cfg else xs
-        index = ids[:rows].expand(-1, -1, xs.size(-1))
-        pred = model.image_decoder.forward_patches(inp.gather(1, index).to(dtype), plan.timesteps[j], z_sel[:rows])
-        out = inp.scatter(1, index, pred.float())
+        sel = xs.gather(1, own).flatten(0, 1) if canvas else xs
+        out = plan.head((torch.cat([sel, sel]) if cfg else sel).to(dtype), j, conds[cfg]).float()
+        if canvas:
+            rows = ids.size(0) if cfg else batch
+            out = (torch.cat([xs, xs]) if cfg else xs).scatter(1, ids[:rows].expand(-1, -1, width),
+                                                               out.view(rows, k, width))
         out = guidance.combine(out) if cfg else out
         noise = None
         if sched.draws_noise[j]:
             noise, drawn = noises[drawn], drawn + 1
         xs = sched.step(j, xs, out, noise)
-    return xs
+    return xs.gather(1, own) if canvas else xs.view(batch, k, width)
 
 
 class GraphedSteps:
@@ -149,7 +163,7 @@ class GraphedSteps:
 
     A graph replays kernels on fixed addresses, so every tensor a step reads is a static buffer
     owned here: the canvas, the frame's condition, the set's noise, the position table and the
-    plan (token order, masks, timesteps; a new call copies its own values in with :meth:`bind`).
+    plan (token order and masks; a new call copies its own values in with :meth:`bind`).
     The scheduler coefficients and guidance of the capturing call are kept: the key says they
     are equal for every call that reuses these graphs. Graphs share one memory pool; that is safe
     because they replay one after another in capture order. Capture and replay run on this
@@ -158,7 +172,9 @@ class GraphedSteps:
 
     def __init__(self, model, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, pos, x, c, noises):
         self.model, self.sched, self.guidance = model, sched, guidance
-        self.plan = FramePlan(*(field if name == "cfg" else [t.clone() for t in field]
+        # The capturing call's head stays with the graphs (its timestep table and fused weights are
+        # what they read); the key's schedule and weight addresses make it equal for later calls.
+        self.plan = FramePlan(*(field if name in ("cfg", "head") else [t.clone() for t in field]
                                 for name, field in _plan_fields(plan)))
         self.pos, self.x, self.c, self.noises = pos.clone(), x.clone(), c.clone(), noises.clone()
         self.device = c.device
@@ -167,7 +183,7 @@ class GraphedSteps:
     def bind(self, plan: FramePlan, pos) -> None:
         """Copy this call's plan and position table into the buffers the graphs read."""
         for (name, mine), (_, theirs) in zip(_plan_fields(self.plan), _plan_fields(plan)):
-            if name != "cfg":
+            if name not in ("cfg", "head"):
                 for a, b in zip(mine, theirs):
                     a.copy_(b)
         self.pos.copy_(pos)
@@ -200,7 +216,7 @@ class GraphedSteps:
 
 
 def _plan_fields(plan: FramePlan):
-    return [(name, getattr(plan, name)) for name in ("known", "current", "hidden", "keep", "cfg", "timesteps")]
+    return [(name, getattr(plan, name)) for name in ("known", "current", "hidden", "cfg", "head")]
 
 
 def graph_key(model, plan: FramePlan, sched: TensorScheduler, guidance: Guidance, c, pos, noise_count) -> tuple:

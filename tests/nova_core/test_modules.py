@@ -59,6 +59,24 @@ def test_diffusion_head(ck, models, modules_case):
 
 
 @pytest.mark.parametrize("ck", ["t2v", "t2i"])
+def test_fused_head_is_the_same_function(ck, models, modules_case):
+    """The sampling form of the head (timestep branch per scheduler step) equals the reference's
+    head and the module (the same elementwise ops in the same order: only matmul sizes differ)."""
+    from nova_core.diffusion_head import FusedHead
+
+    m, p = modules_case, f"{ck}.mlp."
+    head = models[ck].image_decoder
+    fused = FusedHead(head, m[p + "timestep"])  # row b is at "scheduler step" b
+    patches = head.patch_embed.patchify(m[p + "x"])
+    with torch.no_grad():
+        module = head.denoise_tokens(head.patch_embed.embed_patches(patches), m[p + "timestep"], m[p + "z"])
+        for b in range(patches.size(0)):
+            out = fused(patches[b], b, fused.condition(m[p + "z"][b : b + 1]))
+            close(out, m[p + "out_all"][b])
+            torch.testing.assert_close(out, module[b], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ck", ["t2v", "t2i"])
 def test_spatial_encoder(ck, models, modules_case):
     m, p = modules_case, f"{ck}.ienc."
     model = models[ck]
@@ -102,7 +120,9 @@ def test_temporal_encoder_training_form_equals_cached_generation(models):
 
 
 def test_kv_cached_loop_reproduces_reference_taps(models):
-    """Hook our modules inside a real t2v call and compare with the tensors tapped in the reference."""
+    """Hook our modules inside a real t2v call and compare with the tensors tapped in the reference.
+
+    The taps are module calls in the reference's form, which the plain loop makes (``fast=False``)."""
     from nova_core import NOVAPipeline
 
     taps, _ = load_case("t2v_taps")
@@ -128,7 +148,7 @@ def test_kv_cached_loop_reproduces_reference_taps(models):
     try:
         args = {k: v for k, v in meta["pipeline_call_args"].items()
                 if k not in ("image_guidance_scale", "spatiotemporal_guidance_scale")}
-        pipe(**args, generator=torch.Generator().manual_seed(meta["seed"]), output_type="latent")
+        pipe(**args, generator=torch.Generator().manual_seed(meta["seed"]), output_type="latent", fast=False)
     finally:
         for h in handles:
             h.remove()

@@ -38,9 +38,11 @@ def assert_close(actual, expected):
     torch.testing.assert_close(actual, expected.float(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("fast", [None, False], ids=["default", "plain"])
 @pytest.mark.parametrize("case", ["t2i", "t2v", "i2v"])
-def test_latents(case):
-    out, ref, _ = run(case, "latent")
+def test_latents(case, fast):
+    """The default (fast) path and the plain loop (``fast=False``) both match the reference."""
+    out, ref, _ = run(case, "latent", fast=fast)
     assert out.images is None
     assert_close(out.frames, ref["latents"])
 

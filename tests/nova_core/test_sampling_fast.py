@@ -37,6 +37,28 @@ def test_fast_equals_plain_in_float32(checkpoint, setting):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
+def test_fast_is_the_default_on_every_device_and_plain_stays_reachable(monkeypatch):
+    """On the CPU too: ``fast=None`` takes sampling_fast, ``fast=False`` the plain loop, and a
+    scheduler without a tensor form (DDPM with thresholding) falls back to the plain loop."""
+    from diffusers import DDPMScheduler
+
+    from nova_core import sampling_fast
+
+    calls = []
+    original = sampling_fast.sample_frame_fast
+    monkeypatch.setattr(sampling_fast, "sample_frame_fast", lambda *a, **k: calls.append(1) or original(*a, **k))
+    p = pipe(TINY_T2V)
+    default = run(p, None, max_latent_length=2)
+    assert len(calls) == 2
+    torch.testing.assert_close(default, run(p, True, max_latent_length=2), atol=0, rtol=0)
+    run(p, False, max_latent_length=2)
+    assert len(calls) == 4
+    thresholded = NOVAPipeline(p.transformer, DDPMScheduler.from_config(p.scheduler.config, thresholding=True),
+                               p.vae, p.text_encoder, p.tokenizer)
+    run(thresholded, None, max_latent_length=2)
+    assert len(calls) == 4
+
+
 def test_fast_path_with_prefill_and_image():
     p = pipe(TINY_T2V)
     image = torch.randint(0, 256, (64, 96, 3), dtype=torch.uint8).numpy()

@@ -85,7 +85,7 @@ def key_of(pipe, dtype=torch.float32, batch=1, steps=5, scale=5.0, seed=0):
     sched = TensorScheduler.from_diffusers(pipe._fresh_scheduler(None), 3)
     preds = [int(k) for k in mask_schedule(steps, geo.num_tokens) if k > 0]
     order = token_order(batch, geo.num_tokens, torch.Generator().manual_seed(seed))
-    _, plan, noise = sampling_fast.prepare(order, preds, sched, guidance, None, geo, dtype)
+    _, plan, noise = sampling_fast.prepare(order, preds, sched, guidance, None, geo, dtype, model.image_decoder)
     c = torch.zeros(batch * (2 if guidance.enabled else 1), geo.num_video_tokens, geo.spatial.width, dtype=dtype)
     return sampling_fast.graph_key(model, plan, sched, guidance, c, model.image_space_embedding(), noise.count)
 
