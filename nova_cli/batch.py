@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import CliError, MediaError, UsageError
+from .errors import CliError, MediaError, UsageError, internal_error
 from .jobs import Job, plan_job, run_job
 from .runtime import inspect_checkpoint
 from .settings import CHECKS, COMMANDS, combine
@@ -190,9 +190,8 @@ def run_jobs(planned: list[Planned], ranks, pipelines, reporter, *, overwrite: b
                 records = run_job(p.job, pipelines, reporter)
                 result.status, result.outputs = "done", [r["path"] for r in records]
             except Exception as exc:
-                known = exit_code_for(exc)
-                result.error = known[0] if known else f"internal error: {type(exc).__name__}: {exc}"
-                if debug or known is None:
+                result.error = (exit_code_for(exc) or internal_error(exc, debug))[0]
+                if debug:
                     import traceback
 
                     reporter.console.print(traceback.format_exc(), markup=False, highlight=False)

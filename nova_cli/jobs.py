@@ -21,6 +21,7 @@ from .runtime import Checkpoint, memory_guard, resolve_device, resolve_dtype
 from .settings import Settings
 
 SIDECAR_VERSION = 1
+MULTI_OUTPUT = ("t2i", "t2v", "i2v")  # --num N: output i uses seed + i
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ def plan_job(command: str, prompt: str | None, source, settings: Settings, check
         settings = replace(settings, seed=random_seed())
     if command == "extend":
         extend.window(settings)  # a bad --chunk is a usage error before any file is read
-    count = settings.num if command == "t2i" else 1
+    count = settings.num if command in MULTI_OUTPUT else 1
     seeds = tuple(settings.seed + i for i in range(count))
     source = Path(source) if source is not None else None
     stems = [naming.default_stem(command, prompt, source, s) for s in seeds]
     outputs = naming.plan_outputs(command, out, stems, unique=unique, overwrite=overwrite)
+    writing.check_targets(outputs, overwrite=overwrite, unique=unique)
     return Job(command, prompt or "", source, settings, checkpoint, tuple(outputs), seeds, overwrite,
                local_rank)
 
@@ -65,7 +67,8 @@ def plan_line(job: Job, device: str, dtype, extra: str = "") -> str:
     if job.command == "t2i":
         parts.append(f"{s.num} image{'s' if s.num > 1 else ''}")
     else:
-        parts.append(f"{s.frames} frames ({generate.latent_frames(s.frames)} latent)")
+        count = f"{len(job.outputs)} videos of " if len(job.outputs) > 1 else ""
+        parts.append(f"{count}{s.frames} frames ({generate.latent_frames(s.frames)} latent)")
     parts.append(f"{s.ar_steps} AR x {s.diffusion_steps} diffusion steps, guidance {s.guidance:g}")
     if extra:
         parts.append(extra)
@@ -87,6 +90,11 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
     reporter.plan(plan_line(job, device, dtype, inputs.get("plan", "")))
     for note in inputs.get("notes", []):
         reporter.note(note)
+    for removed in writing.remove_stale_temps_of(job.outputs):
+        reporter.note(removed)
+    long_video = generate.length_warning(job.command, s)
+    if long_video:
+        reporter.warn(long_video)
 
     stages, records = Stages(), []
     with memory_guard(stages, s):
@@ -95,7 +103,8 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
         stages.stop()
         load_seconds = stages.seconds.pop("load", 0.0)
         for index, (path, seed) in enumerate(zip(job.outputs, job.seeds)):
-            label = f"image {index + 1}/{len(job.outputs)}" if len(job.outputs) > 1 else ""
+            kind = "image" if job.command == "t2i" else "video"
+            label = f"{kind} {index + 1}/{len(job.outputs)}" if len(job.outputs) > 1 else ""
             result = _generate(job, pipe, seed, inputs, stages, reporter, label)
             timings = {"load": round(load_seconds, 2) if index == 0 else 0.0, **stages.rounded()}
             stages.seconds.clear()
@@ -113,7 +122,7 @@ def read_inputs(job: Job, reporter) -> dict:
     if job.command == "i2v":
         image, note = media.fit_to_size(media.read_image(job.source), size)
         return {"image": image, "notes": [f"{job.source}: {note}"] if note else [],
-                "input": {"path": str(job.source), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
+                "input": {"path": str(job.source.absolute()), "fitted": note}, "plan": f"flow {job.settings.flow:g}"}
     if job.command == "extend":
         clip, fps, note = extend.read_clip(job.source, size)
         win = extend.window(job.settings)
@@ -124,7 +133,7 @@ def read_inputs(job: Job, reporter) -> dict:
         plan = (f"+{job.settings.steps} x {win.new_frames} frames after {len(clip)} "
                 f"(context {win.context} latent), flow {flow:.2f}{' (measured)' if measured else ''}")
         return {"clip": clip, "flow": flow, "notes": notes, "plan": plan,
-                "input": {"path": str(job.source), "fps": fps, "frames": len(clip), "fitted": note,
+                "input": {"path": str(job.source.absolute()), "fps": fps, "frames": len(clip), "fitted": note,
                           "flow_measured": round(flow, 3) if measured else None}}
     if job.command == "t2v":
         return {"plan": f"flow {job.settings.flow:g}"}
@@ -172,7 +181,7 @@ def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, t
     if job.command != "t2i":
         settings |= {"frames": s.frames, "latent_frames": generate.latent_frames(s.frames),
                      "flow": round(inputs.get("flow", s.flow), 3), "fps": s.fps, "output_frames": int(shape[0])}
-    if job.command == "t2i":
+    if job.command in MULTI_OUTPUT:
         settings["num"] = s.num
     if job.command == "extend":
         win = extend.window(s)
@@ -199,14 +208,13 @@ def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, t
 
 
 def _write(job: Job, path: Path, result: np.ndarray, record: dict) -> None:
-    import json
-
     if job.command == "t2i":
-        text = {"Description": job.prompt, "Software": f"nova {record['nova_version']}",
-                "nova": json.dumps(record, ensure_ascii=False)}
+        text = {"Description": writing.clip_text(job.prompt, writing.PNG_TEXT_BYTES),
+                "Software": f"nova {record['nova_version']}",
+                "nova": writing.metadata_json(record, writing.PNG_TEXT_BYTES)}
         writing.commit(path, lambda tmp: writing.write_png(tmp, result, text), record, overwrite=job.overwrite)
     else:
-        comment = json.dumps({k: record[k] for k in ("prompt", "seed", "model", "nova_version")},
-                             ensure_ascii=False)
+        comment = writing.metadata_json({k: record[k] for k in ("prompt", "seed", "model", "nova_version")},
+                                        writing.MP4_TAG_BYTES)
         writing.commit(path, lambda tmp: writing.write_mp4(tmp, result, job.settings.fps, comment), record,
                        overwrite=job.overwrite)
