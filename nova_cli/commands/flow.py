@@ -22,12 +22,12 @@ def flow(
     """Measure a clip's motion flow (OpenCV corners + Lucas-Kanade, at 12 fps and the model's size)."""
     from .. import media
 
+    frames, fps = media.read_video(clip)  # the input first: a bad clip is reported before an uncached model
     size = DEFAULT_SIZE
     if model:
         from ..runtime import inspect_checkpoint
 
         size = inspect_checkpoint(model).pixel_size
-    frames, fps = media.read_video(clip)
     value = media.measure_motion_flow(frames, fps, size)
     if as_json:
         print(json.dumps({"path": str(clip), "flow": round(value, 3), "frames": len(frames), "fps": fps,

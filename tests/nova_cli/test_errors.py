@@ -135,6 +135,8 @@ CASES = [
     ("bomb, model not cached: the image first", ["i2v", "{bomb}", "--model", HUB], 1, "the image is too large", None),
     ("not a video, model not cached: the clip first", ["extend", "{text}", "--model", HUB], 1,
      "notes.txt: not a readable video", None),
+    ("flow: not a video, model not cached: the clip first", ["flow", "{text}", "--model", HUB], 1,
+     "notes.txt: not a readable video", None),
     ("sidecar path is a folder", ["t2v", "a", *T2V, "-o", "out.mp4"], 2,
      "out.mp4.json is a folder, where its sidecar would be written", folder_at_the_sidecar),
     ("sidecar path is a folder, --overwrite", ["t2v", "a", *T2V, "-o", "out.mp4", "--overwrite"], 2,
