@@ -55,7 +55,7 @@ def from_sidecar(path, command: str, given: dict, book) -> Rerun:
     if made_by != command:
         raise UsageError(f"--from {path}: made by nova {made_by}; re-run it with nova {made_by} --from {path}")
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
-    values = {"model": model.get("id"), "revision": model.get("revision"), "seed": data.get("seed"),
+    values = {"model": _model_of(model), "revision": model.get("revision"), "seed": data.get("seed"),
               "negative_prompt": data.get("negative_prompt"), "dtype": data.get("dtype")}
     settings = data["settings"]
     values |= {key: settings[key] for key in SETTING_KEYS if key in settings}
@@ -84,6 +84,15 @@ def from_sidecar(path, command: str, given: dict, book) -> Rerun:
     if not isinstance(prompt, str):
         raise MediaError(f"--from {path}: not a nova sidecar (no prompt)")
     return Rerun(prompt, source, flags, notes)
+
+
+def _model_of(model: dict):
+    """The id the user gave; for a local folder named relative to another working folder, the folder."""
+    name, folder = model.get("id"), model.get("folder")
+    if (model.get("revision") is None and isinstance(name, str) and isinstance(folder, str)
+            and not Path(name).expanduser().exists() and Path(folder).is_dir()):
+        return folder
+    return name
 
 
 def _model_preset(model, book) -> list[str]:

@@ -259,12 +259,25 @@ def check_targets(paths, *, overwrite: bool, unique: bool) -> None:
     """
     for path in paths:
         side = sidecar_path(path)
+        if len(side.name.encode()) > _name_max(path.parent):
+            raise UsageError(f"{path.name}: the name is too long for the file system (with its sidecar's .json):"
+                             " choose a shorter --out")
         for target, what in ((path, "the output"), (side, "its sidecar")):
             if target.is_dir():
                 raise UsageError(f"{target} is a folder, where {what} would be written: choose another --out")
         if unique and not overwrite and side.exists() and not path.exists():
             raise UsageError(f"{side} exists (a sidecar without its output): pass --overwrite to replace it,"
                              " or choose another --out")
+
+
+def _name_max(folder: Path) -> int:
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
 
 
 def commit(path: Path, write_media, sidecar: dict, *, overwrite: bool) -> None:
@@ -288,9 +301,8 @@ def commit(path: Path, write_media, sidecar: dict, *, overwrite: bool) -> None:
             temps.append(side_tmp)
             write_media(media_tmp)
             side_tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            if not overwrite and (path.exists() or side.exists()):
-                taken = path if path.exists() else side
-                raise UsageError(f"{taken} appeared while generating: pass --overwrite to replace it")
+            if not overwrite and path.exists():  # (sidecars were checked when planning: check_targets)
+                raise UsageError(f"{path} appeared while generating: pass --overwrite to replace it")
             os.replace(side_tmp, side)
             renamed.append(side)
             os.replace(media_tmp, path)

@@ -110,6 +110,8 @@ def test_check_targets_refuses_folders_and_orphan_sidecars(tmp_path):
     with pytest.raises(UsageError, match=r"a\.mp4\.json exists .*--overwrite"):
         check_targets([out], overwrite=False, unique=True)
     check_targets([out], overwrite=True, unique=True)
+    with pytest.raises(UsageError, match="the name is too long"):
+        check_targets([tmp_path / ("x" * 250 + ".mp4")], overwrite=False, unique=True)
     (tmp_path / "b.png").mkdir()
     with pytest.raises(UsageError, match=r"b\.png is a folder, where the output would be written"):
         check_targets([tmp_path / "b.png"], overwrite=True, unique=True)
