@@ -14,7 +14,7 @@ from importlib import import_module
 
 import typer
 
-from .errors import CliError
+from .errors import CliError, internal_error, library_warnings
 
 COMMAND_MODULES: tuple[str, ...] = (
     "commands.generate", "commands.batch", "commands.presets", "commands.hub", "commands.flow",
@@ -125,7 +125,8 @@ def run(argv: list[str] | None = None) -> int:
     _register_commands()
     try:
         # Without standalone mode, Typer returns the code of typer.Exit and turns Ctrl-C into 130.
-        code = app(args=argv, prog_name="nova", standalone_mode=False)
+        with library_warnings(debug):
+            code = app(args=argv, prog_name="nova", standalone_mode=False)
         code = code if isinstance(code, int) else 0
         return _fail("interrupted", 130) if code == 130 else code
     except exit_error as exc:
@@ -136,13 +137,9 @@ def run(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, abort):
         return _fail("interrupted", 130)
     except Exception as exc:
-        known = exit_code_for(exc)
-        if debug or known is None:
+        if debug:
             traceback.print_exc()
-        if known is not None:
-            return _fail(*known)
-        return _fail(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else
-                     " (run with --debug for the traceback)"), 1)
+        return _fail(*(exit_code_for(exc) or internal_error(exc, debug)))
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import naming, resume
 from .batch_report import error
-from .errors import CliError, MediaError, UsageError
+from .errors import CliError, MediaError, UsageError, internal_error
 from .jobs import Job, check_prompt, describe, plan_job, run_job
 from .runtime import inspect_checkpoint, resolve_device
 from .settings import CHECKS, COMMANDS, combine
@@ -344,10 +344,9 @@ def run_jobs(planned: list[Planned], ranks, pipelines, reporter, results: list, 
                 results.append(result)
                 raise
             except Exception as exc:
-                known = exit_code_for(exc)
                 result.status = "failed"
-                result.error = known[0] if known else f"internal error: {type(exc).__name__}: {exc}"
-                if debug or known is None:
+                result.error = (exit_code_for(exc) or internal_error(exc, debug))[0]
+                if debug:
                     import traceback
 
                     reporter.console.print(traceback.format_exc(), markup=False, highlight=False)

@@ -11,11 +11,32 @@ from __future__ import annotations
 import numpy as np
 
 from .progress import Stages
+from .settings import TRAINED_FRAMES
 
 
 def latent_frames(frames: int) -> int:
     """1 + 4k video frames <-> 1 + k latent frames."""
     return 1 + (frames - 1) // 4
+
+
+def length_warning(command: str, settings) -> str | None:
+    """A note for a window longer than the checkpoint was trained on: what it costs, what to do instead.
+
+    Sampling and the decode take time in proportion to the latent frames (the KV cache keeps each
+    frame's cost flat), so the ratio to the trained 9 latent frames is the honest estimate before
+    anything has run on this machine.
+    """
+    if command == "t2i" or settings.frames is None or settings.frames <= TRAINED_FRAMES:
+        return None
+    ratio = latent_frames(settings.frames) / latent_frames(TRAINED_FRAMES)
+    if command == "extend":
+        return (f"--frames {settings.frames}: each round sees a window longer than the {TRAINED_FRAMES} frames"
+                f" the checkpoint was trained on: quality drops, and each round takes about {ratio:.1f}x as"
+                f" long as with --frames {TRAINED_FRAMES} (more --steps make longer videos instead)")
+    return (f"--frames {settings.frames} is beyond the {TRAINED_FRAMES} frames the checkpoint was trained on:"
+            f" quality drops, and each video takes about {ratio:.1f}x as long as a {TRAINED_FRAMES}-frame one"
+            f" ({latent_frames(settings.frames)} latent frames instead of {latent_frames(TRAINED_FRAMES)});"
+            " nova extend is the way to longer videos")
 
 
 def generator(seed: int):

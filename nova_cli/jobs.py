@@ -22,6 +22,7 @@ from .runtime import Checkpoint, memory_guard, resolve_device, resolve_dtype
 from .settings import Settings
 
 SIDECAR_VERSION = 1
+MULTI_OUTPUT = ("t2i", "t2v", "i2v")  # --num N: output i uses seed + i
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,12 @@ def plan_job(command: str, prompt: str | None, source, settings: Settings, check
         settings = replace(settings, seed=random_seed())
     if command == "extend":
         extend.window(settings)  # a bad --chunk is a usage error before any file is read
-    count = settings.num if command == "t2i" else 1
+    count = settings.num if command in MULTI_OUTPUT else 1
     seeds = tuple(settings.seed + i for i in range(count))
     source = Path(source) if source is not None else None
     stems = [naming.default_stem(command, prompt, source, s) for s in seeds]
     outputs = naming.plan_outputs(command, out, stems, unique=unique, overwrite=overwrite)
+    writing.check_targets(outputs, overwrite=overwrite, unique=unique)
     return Job(command, prompt or "", source, settings, checkpoint, tuple(outputs), seeds, overwrite,
                local_rank)
 
@@ -76,7 +78,8 @@ def plan_line(job: Job, device: str, dtype, extra: str = "") -> str:
     if job.command == "t2i":
         parts.append(f"{s.num} image{'s' if s.num > 1 else ''}")
     else:
-        parts.append(f"{s.frames} frames ({generate.latent_frames(s.frames)} latent)")
+        count = f"{len(job.outputs)} videos of " if len(job.outputs) > 1 else ""
+        parts.append(f"{count}{s.frames} frames ({generate.latent_frames(s.frames)} latent)")
     parts.append(f"{s.ar_steps} AR x {s.diffusion_steps} diffusion steps, guidance {s.guidance:g}")
     if extra:
         parts.append(extra)
@@ -99,6 +102,11 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
     reporter.plan(plan_line(job, device, dtype, inputs.get("plan", "")))
     for note in inputs.get("notes", []):
         reporter.note(note)
+    for removed in writing.remove_stale_temps_of(job.outputs):
+        reporter.note(removed)
+    long_video = generate.length_warning(job.command, s)
+    if long_video:
+        reporter.warn(long_video)
 
     stages, records = reporter.stages(), []
     with memory_guard(stages, s), stages.shown():
@@ -107,7 +115,8 @@ def run_job(job: Job, pipelines, reporter) -> list[dict]:
         stages.stop()
         load_seconds = stages.seconds.pop("load", 0.0)
         for index, (path, seed) in enumerate(zip(job.outputs, job.seeds)):
-            label = f"image {index + 1}/{len(job.outputs)}" if len(job.outputs) > 1 else ""
+            kind = "image" if job.command == "t2i" else "video"
+            label = f"{kind} {index + 1}/{len(job.outputs)}" if len(job.outputs) > 1 else ""
             result = _generate(job, pipe, seed, inputs, stages, reporter, label)
             timings = {"load": round(load_seconds, 2) if index == 0 else 0.0, **stages.rounded()}
             stages.seconds.clear()
@@ -155,7 +164,7 @@ def source_record(path: Path) -> dict:
 
     try:
         with open(path, "rb") as file:
-            return {"path": str(path), "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+            return {"path": str(path.absolute()), "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
     except OSError as exc:
         raise MediaError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
@@ -201,7 +210,7 @@ def describe(job: Job, seed: int, inputs: dict | None = None) -> dict:
         flow = inputs.get("flow", s.flow)
         settings |= {"frames": s.frames, "latent_frames": generate.latent_frames(s.frames),
                      "flow": flow if flow == "auto" else round(flow, 3), "fps": s.fps}
-    if job.command == "t2i":
+    if job.command in MULTI_OUTPUT:
         settings["num"] = s.num
     if job.command == "extend":
         win = extend.window(s)
@@ -245,14 +254,13 @@ def sidecar(job: Job, path: Path, seed: int, device: str, dtype, inputs: dict, t
 
 
 def _write(job: Job, path: Path, result: np.ndarray, record: dict) -> None:
-    import json
-
     if job.command == "t2i":
-        text = {"Description": job.prompt, "Software": f"nova {record['nova_version']}",
-                "nova": json.dumps(record, ensure_ascii=False)}
+        text = {"Description": writing.clip_text(job.prompt, writing.PNG_TEXT_BYTES),
+                "Software": f"nova {record['nova_version']}",
+                "nova": writing.metadata_json(record, writing.PNG_TEXT_BYTES)}
         writing.commit(path, lambda tmp: writing.write_png(tmp, result, text), record, overwrite=job.overwrite)
     else:
-        comment = json.dumps({k: record[k] for k in ("prompt", "seed", "model", "nova_version")},
-                             ensure_ascii=False)
+        comment = writing.metadata_json({k: record[k] for k in ("prompt", "seed", "model", "nova_version")},
+                                        writing.MP4_TAG_BYTES)
         writing.commit(path, lambda tmp: writing.write_mp4(tmp, result, job.settings.fps, comment), record,
                        overwrite=job.overwrite)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +23,87 @@ def _existing(path) -> Path:
     return path
 
 
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white (README: Outputs)
+
+
+def probe_image(path) -> tuple[int, int]:
+    """(width, height) from the header only: a missing, unreadable or absurdly large image fails here,
+    before any model is resolved or loaded."""
+    return _open_image(path, lambda image: image.size)
+
+
 def read_image(path) -> np.ndarray:
-    """RGB uint8 (H, W, 3), EXIF rotation applied, alpha dropped."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """RGB uint8 (H, W, 3), EXIF rotation applied, every Pillow mode scaled to 8 bits, alpha composited
+    on :data:`BACKGROUND`."""
+    from PIL import ImageOps
+
+    return _open_image(path, lambda image: to_rgb8(ImageOps.exif_transpose(image)))
+
+
+def _open_image(path, use):
+    from PIL import Image
 
     path = _existing(path)
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # below the limit: just big
+            with Image.open(path) as image:
+                return use(image)
+    except Image.DecompressionBombError as exc:  # Image.open refuses more than twice MAX_IMAGE_PIXELS
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({int(pixels.group(1)):,} pixels)" if pixels else ""
+        raise MediaError(f"{path}: the image is too large{size}: nova reads at most "
+                         f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels (a guard against decompression bombs);"
+                         " downscale it first") from None
+    except MemoryError:
+        raise MediaError(f"{path}: not enough memory to decode the image") from None
+    except MediaError:
+        raise
+    except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, struct.error ...) on bad data
         raise MediaError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+def to_rgb8(image) -> np.ndarray:
+    """Any Pillow image -> RGB uint8 (H, W, 3).
+
+    ``convert("RGB")`` clips high-bit modes (a 16-bit grayscale PNG becomes white) and drops alpha
+    (transparent pixels then show whatever colour hides under them), so: 16-bit modes are scaled by
+    1/257; ``I`` (32-bit integers) likewise when its values fit 16 bits (as-is when they fit 8),
+    otherwise stretched from its minimum to its maximum; ``F`` is taken as 0..1 when it fits there,
+    else stretched; alpha, palette transparency included, is composited on :data:`BACKGROUND`.
+    """
+    from PIL import Image
+
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        gray = _scale_to_8bit(np.asarray(image).astype(np.float64), mode)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "La":  # premultiplied luminance + alpha: Pillow converts it to LA only
+        image, mode = image.convert("LA"), "LA"
+    if mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return np.asarray(Image.alpha_composite(canvas, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _scale_to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and 255 < high <= 65535):
+        scaled = values / 257
+    elif mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255
+    elif low >= 0 and high <= 255:
+        scaled = values
+    else:
+        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
+def probe_video(path) -> None:
+    """Fails, as :func:`read_video` would, unless the file decodes to at least one frame (one frame is read)."""
+    read_video_head(path, 1)
 
 
 def read_video(path) -> tuple[np.ndarray, float]:

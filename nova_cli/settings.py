@@ -17,6 +17,11 @@ VIDEO_FRAME_STEP = 4  # the video VAE: 1 latent frame for frame 0, then 1 per 4 
 FLOW_RANGE = (0.0, 20.0)  # training clips measure ~0..10 (nova_core.motion_flow)
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+# Bounds that keep a typo from allocating until the machine dies (checked before anything runs).
+MAX_NUM = 1000  # outputs of one command line (a batch file for more)
+TRAINED_FRAMES = 33  # the video checkpoint's training length (9 latent frames)
+MAX_FRAMES = 1 + VIDEO_FRAME_STEP * 128  # 513 frames, ~43 s at 12 fps: 16x the trained length
+MAX_STEPS = 250  # extend rounds: 4000 new frames (~5.5 min at 12 fps) in the default window
 IMAGE_COMMANDS = ("t2i",)
 VIDEO_COMMANDS = ("t2v", "i2v", "extend")
 COMMANDS = IMAGE_COMMANDS + VIDEO_COMMANDS
@@ -46,11 +51,13 @@ def _number(value: Any) -> float:
     return number
 
 
-def at_least(low: int) -> Callable[[Any], int]:
+def at_least(low: int, high: int | None = None, why: str = "") -> Callable[[Any], int]:
     def check(value):
         number = _integer(value)
         if number < low:
             raise ValueError(f"must be {low} or more")
+        if high is not None and number > high:
+            raise ValueError(f"must be {low}..{high}{why}")
         return number
     return check
 
@@ -58,6 +65,9 @@ def at_least(low: int) -> Callable[[Any], int]:
 def valid_frames(value) -> int:
     """1 + 4k frames, k >= 1; otherwise name the nearest valid counts."""
     count = _integer(value)
+    if count > MAX_FRAMES:
+        raise ValueError(f"at most {MAX_FRAMES} frames (the checkpoint was trained on {TRAINED_FRAMES}); for longer"
+                         " videos use nova extend, which slides a trained-length window along")
     if count >= 1 + VIDEO_FRAME_STEP and (count - 1) % VIDEO_FRAME_STEP == 0:
         return count
     below = 1 + VIDEO_FRAME_STEP * ((count - 1) // VIDEO_FRAME_STEP)
@@ -155,8 +165,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "frames": valid_frames,
     "flow": motion_flow,
     "fps": fps,
-    "num": at_least(1),
-    "steps": at_least(1),
+    "num": at_least(1, MAX_NUM, " (one command line; use nova batch for more)"),
+    "steps": at_least(1, MAX_STEPS, " (16 new frames each at the default window)"),
     "chunk": chunk,
     "device": device,
     "dtype": dtype,

@@ -29,15 +29,15 @@ def flow(
     from ..errors import MediaError
     from ..settings import usable_flow
 
+    frames, fps = media.read_video(clip)  # the input first: a bad clip is reported before an uncached model
+    if len(media.resample_fps(frames, fps, TRAINING_FPS)) < 2:
+        what = "a still image" if len(frames) == 1 else f"{len(frames)} frames at {fps:g} fps"
+        raise MediaError(f"{clip}: {what}, not a clip: motion flow needs at least 2 frames at {TRAINING_FPS} fps")
     size = DEFAULT_SIZE
     if model:
         from ..runtime import inspect_checkpoint
 
         size = inspect_checkpoint(model).pixel_size
-    frames, fps = media.read_video(clip)
-    if len(media.resample_fps(frames, fps, TRAINING_FPS)) < 2:
-        what = "a still image" if len(frames) == 1 else f"{len(frames)} frames at {fps:g} fps"
-        raise MediaError(f"{clip}: {what}, not a clip: motion flow needs at least 2 frames at {TRAINING_FPS} fps")
     measured = media.measure_motion_flow(frames, fps, size)
     value, note = usable_flow(measured)
     reporter = Reporter(quiet=as_json)

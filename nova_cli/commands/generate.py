@@ -9,45 +9,71 @@ import typer
 
 from .. import options as o
 
-Prompt = Annotated[str, typer.Argument(help="What to generate; long, descriptive prompts work best.",
-                                       show_default=False)]
+Prompt = Annotated[Optional[str], typer.Argument(
+    help="What to generate; long, descriptive prompts work best (optional with --from).", show_default=False,
+    metavar="PROMPT")]
 OptionalPrompt = Annotated[Optional[str], typer.Option(
     "--prompt", help="What happens next; describe the motion.", rich_help_panel=o.SAMPLING)]
+From = Annotated[Optional[Path], typer.Option(
+    "--from", help="Re-run an output from its sidecar (OUTPUT.json): its prompt, seed, model, revision, "
+    "settings and input; options given here override them.", rich_help_panel=o.OUTPUT, show_default=False)]
+Num = Annotated[Optional[int], typer.Option(
+    "--num", help="Videos to make; video i uses seed + i.", rich_help_panel=o.SAMPLING)]
 
 
 @o.common_options
-def t2i(prompt: Prompt, num: o.Num = None, *, common: o.Common):
+def t2i(ctx: typer.Context, prompt: Prompt = None, num: o.Num = None, rerun: From = None, *, common: o.Common):
     """Text to image: PNG(s) with a JSON sidecar each."""
-    run_command("t2i", prompt, None, common, num=num)
+    _needs(ctx, "prompt", prompt, rerun)
+    run_command("t2i", prompt, None, common, rerun=rerun, num=num)
 
 
 @o.common_options
-def t2v(prompt: Prompt, frames: o.Frames = None, flow: o.Flow = None, fps: o.Fps = None, *, common: o.Common):
-    """Text to video: an MP4 of 1 + 4k frames (33 by default) at 12 fps."""
-    run_command("t2v", prompt, None, common, frames=frames, flow=flow, fps=fps)
+def t2v(ctx: typer.Context, prompt: Prompt = None, num: Num = None, frames: o.Frames = None, flow: o.Flow = None,
+        fps: o.Fps = None, rerun: From = None, *, common: o.Common):
+    """Text to video: MP4(s) of 1 + 4k frames (33 by default) at 12 fps."""
+    _needs(ctx, "prompt", prompt, rerun)
+    run_command("t2v", prompt, None, common, rerun=rerun, num=num, frames=frames, flow=flow, fps=fps)
 
 
 @o.common_options
-def i2v(image: Annotated[Path, typer.Argument(help="The first frame (any size: center-cropped and resized).",
-                                              show_default=False)],
-        prompt: OptionalPrompt = None, frames: o.Frames = None, flow: o.Flow = None, fps: o.Fps = None, *,
-        common: o.Common):
-    """Image to video: an MP4 whose first frame is IMAGE."""
-    run_command("i2v", prompt, image, common, frames=frames, flow=flow, fps=fps)
+def i2v(ctx: typer.Context,
+        image: Annotated[Optional[Path], typer.Argument(
+            help="The first frame (any size: center-cropped and resized; optional with --from).",
+            show_default=False, metavar="IMAGE")] = None,
+        prompt: OptionalPrompt = None, num: Num = None, frames: o.Frames = None, flow: o.Flow = None,
+        fps: o.Fps = None, rerun: From = None, *, common: o.Common):
+    """Image to video: MP4(s) whose first frame is IMAGE."""
+    _needs(ctx, "image", image, rerun)
+    run_command("i2v", prompt, image, common, rerun=rerun, num=num, frames=frames, flow=flow, fps=fps)
 
 
 @o.common_options
-def extend(clip: Annotated[Path, typer.Argument(help="The clip to continue (any size and frame rate).",
-                                                show_default=False)],
+def extend(ctx: typer.Context,
+           clip: Annotated[Optional[Path], typer.Argument(
+               help="The clip to continue (any size and frame rate; optional with --from).",
+               show_default=False, metavar="CLIP")] = None,
            prompt: OptionalPrompt = None, steps: o.Steps = None, chunk: o.Chunk = None,
-           flow: o.FlowOrAuto = None, frames: o.Frames = None, fps: o.Fps = None, *, common: o.Common):
+           flow: o.FlowOrAuto = None, frames: o.Frames = None, fps: o.Fps = None, rerun: From = None, *,
+           common: o.Common):
     """Extend a clip: an MP4 of CLIP followed by --steps rounds of new frames.
 
     --frames is the window the model sees each round (context + new, default 33); the last frames
     of the clip pre-fill the KV cache. --flow defaults to auto: the clip's own measured motion.
     """
-    run_command("extend", prompt, clip, common, steps=steps, chunk=chunk, flow=flow or "auto", frames=frames,
+    _needs(ctx, "clip", clip, rerun)
+    run_command("extend", prompt, clip, common, rerun=rerun, steps=steps, chunk=chunk, flow=flow, frames=frames,
                 fps=fps)
+
+
+def _needs(ctx: typer.Context, name: str, value, rerun) -> None:
+    """The argument is required unless ``--from`` supplies it: click's own "Missing argument" error."""
+    if value is None and rerun is None:
+        import sys
+
+        exceptions = sys.modules[typer.BadParameter.__module__]
+        param = next(p for p in ctx.command.params if p.name == name)
+        raise exceptions.MissingParameter(ctx=ctx, param=param)
 
 
 def run_command(*args, **kwargs):

@@ -46,6 +46,48 @@ def broken_user_preset(monkeypatch):
     (folder / "mine.toml").write_text("frames = 30\n")
 
 
+def folder_at_the_sidecar(monkeypatch):
+    from pathlib import Path
+
+    Path("out.mp4.json").mkdir()  # the test runs in its own folder
+
+
+def sidecar_of_another_command(monkeypatch):
+    from pathlib import Path
+
+    Path("pic.png.json").write_text('{"sidecar_version": 1, "command": "t2i", "prompt": "a", "settings": {}}')
+
+
+def unexpected_error_when_loading(monkeypatch):
+    from nova_cli import runtime
+
+    def load_pipeline(*args):
+        raise ValueError("boom\nsecond line of a library's message")
+
+    monkeypatch.setattr(runtime, "load_pipeline", load_pipeline)
+
+
+def write_bomb(path, width=20000, height=20000):
+    """A PNG whose header claims ``width`` x ``height`` pixels: a few bytes that would decode to 400 MB."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    return write_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+HUB = "BAAI/nova-d48w1024-osp480"  # not cached here, and the Hub does not resolve
+
 # (id, arguments, exit code, part of the message, setup)
 CASES = [
     ("unknown preset", ["t2v", "a", *T2V, "--preset", "nope"], 2, "unknown preset 'nope' (known: fast, image", None),
@@ -87,16 +129,45 @@ CASES = [
      "try --preset low-memory", raise_in_decode),
     ("out of memory while sampling", ["t2v", "a", *T2V, "--frames", 5, "--preset", "low-memory"], 1,
      "out of memory while sampling (stage 'sample'); try fewer --frames", raise_in_sampling),
+    ("image is a decompression bomb", ["i2v", "{bomb}", *T2V], 1,
+     "bomb.png: the image is too large (400,000,000 pixels): nova reads at most 178,956,970 pixels", None),
+    ("image missing, model not cached: the image first", ["i2v", "{media}/missing.png", "--model", HUB], 1,
+     "missing.png: no such file", None),
+    ("bomb, model not cached: the image first", ["i2v", "{bomb}", "--model", HUB], 1, "the image is too large", None),
+    ("not a video, model not cached: the clip first", ["extend", "{text}", "--model", HUB], 1,
+     "notes.txt: not a readable video", None),
+    ("flow: not a video, model not cached: the clip first", ["flow", "{text}", "--model", HUB], 1,
+     "notes.txt: not a readable video", None),
+    ("sidecar path is a folder", ["t2v", "a", *T2V, "-o", "out.mp4"], 2,
+     "out.mp4.json is a folder, where its sidecar would be written", folder_at_the_sidecar),
+    ("sidecar path is a folder, --overwrite", ["t2v", "a", *T2V, "-o", "out.mp4", "--overwrite"], 2,
+     "out.mp4.json is a folder", folder_at_the_sidecar),
+    ("absurd --num", ["t2i", "a", "--model", str(TINY_T2I), "--num", 10**9], 2,
+     "--num 1000000000: must be 1..1000", None),
+    ("absurd --num for videos", ["t2v", "a", *T2V, "--num", 10**9], 2, "--num 1000000000: must be 1..1000", None),
+    ("absurd --frames", ["t2v", "a", *T2V, "--frames", 4 * 10**8 + 1], 2,
+     "--frames 400000001: at most 513 frames (the checkpoint was trained on 33); for longer videos use nova extend",
+     None),
+    ("absurd extend --steps", ["extend", "{clip}", *T2V, "--steps", 10**9], 2, "--steps 1000000000: must be 1..250",
+     None),
+    ("--from a missing sidecar", ["t2v", "--from", "gone.mp4.json", *T2V], 1, "--from gone.mp4.json: no such file",
+     None),
+    ("--from a file that is not a sidecar", ["t2v", "--from", "{text}"], 1, "notes.txt: not a nova sidecar", None),
+    ("--from another command's sidecar", ["t2v", "--from", "pic.png.json"], 2,
+     "made by nova t2i; re-run it with nova t2i --from pic.png.json", sidecar_of_another_command),
+    ("an error nova did not anticipate", ["t2v", "a", *T2V, "--frames", 5], 1,
+     "internal error: ValueError: boom (run again with --debug for the traceback)", unexpected_error_when_loading),
 ]
 
 
 @pytest.mark.parametrize("argv, code, message, setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input(nova, tmp_path, media, monkeypatch, argv, code, message, setup):
+def test_bad_input(nova, tmp_path, media, bomb, monkeypatch, argv, code, message, setup):
     if setup is not None:
         setup(monkeypatch)
     places = {"media": media["clip"].parent, "text": media["text"], "short": media["short"],
-              "clip": media["clip"], "image": media["image"]}
+              "clip": media["clip"], "image": media["image"], "bomb": bomb}
     args = [str(a).format(**places) for a in argv]
+    before = files(tmp_path)  # what the setup made
     started = time.perf_counter()
     result = nova(*args)
     assert time.perf_counter() - started < 20  # fails within seconds (Hub included)
@@ -105,7 +176,7 @@ def test_bad_input(nova, tmp_path, media, monkeypatch, argv, code, message, setu
     if message:
         error = [line for line in result.err.splitlines() if line.startswith("nova: error:")]
         assert len(error) == 1 and message in error[0], result.err
-    assert files(tmp_path) == []
+    assert files(tmp_path) == before
 
 
 def test_click_usage_errors_exit_2_without_traceback(nova):
@@ -131,6 +202,59 @@ def test_overwrite_replaces(nova, tmp_path):
 def test_debug_shows_the_traceback(nova):
     result = nova("--debug", "t2v", "a", *T2V, "--frames", 30)
     assert result.code == 2 and "Traceback" in result.err and "nova: error: --frames 30" in result.err
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(nova, monkeypatch):
+    unexpected_error_when_loading(monkeypatch)
+    result = nova("--debug", "t2v", "a", *T2V, "--frames", 5)
+    assert result.code == 1 and "Traceback" in result.err and 'raise ValueError("boom' in result.err
+    assert "nova: error: internal error: ValueError: boom" in result.err and "--debug for" not in result.err
+
+
+def test_a_sidecar_without_its_output_is_not_replaced(nova, tmp_path):
+    (tmp_path / "out.mp4.json").write_text("precious")
+    result = nova("t2v", "a", *T2V, "--frames", 5, "-o", "out.mp4")
+    assert result.code == 2 and "out.mp4.json exists (a sidecar without its output): pass --overwrite" in result.err
+    assert files(tmp_path) == ["out.mp4.json"] and (tmp_path / "out.mp4.json").read_text() == "precious"
+
+
+def test_checks_come_before_the_model_loads(nova, tmp_path, monkeypatch):
+    """A folder where the sidecar goes fails at once, not after the whole generation ran."""
+    from nova_cli import runtime
+
+    loads = []
+    monkeypatch.setattr(runtime, "load_pipeline", lambda *args: loads.append(args))
+    (tmp_path / "out.mp4.json").mkdir()
+    result = nova("t2v", "a", *T2V, "--frames", 5, "-o", "out.mp4")
+    assert result.code == 2 and loads == []
+
+
+def test_library_warnings_do_not_reach_stderr(nova, tmp_path, media, monkeypatch):
+    """An image past Pillow's warning size (not its limit) is read; no Python warning is printed."""
+    import warnings
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 120 - 1)  # image.png is 200x120: a warning, no error
+
+    def noisy_load(*args):
+        warnings.warn("torch.load is deprecated here", FutureWarning)
+        raise KeyboardInterrupt  # enough: the image was read, the plan printed
+
+    from nova_cli import runtime
+
+    monkeypatch.setattr(runtime, "load_pipeline", noisy_load)
+    import sys
+
+    def show(message, category, filename, lineno, file=None, line=None):  # as Python does outside pytest
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        result = nova("i2v", media["image"], *T2V, "--frames", 5)
+    assert result.code == 130
+    assert "Warning" not in result.err and "warnings.warn" not in result.err, result.err
 
 
 def test_ctrl_c_while_writing_leaves_no_partial_file(nova, tmp_path, monkeypatch):

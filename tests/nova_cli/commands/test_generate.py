@@ -161,3 +161,127 @@ def test_low_memory_loads_on_the_cpu_and_hands_the_device_over(nova, tmp_path, m
     assert calls == [("enable_low_memory", "cpu", "cpu"), ("to", "cpu")]
     assert result.records()[0]["settings"]["low_memory"] is True
     assert "cpu float32 low-memory" in next(line for line in result.err.splitlines() if line.startswith("extend"))
+
+
+def test_t2v_num_makes_one_video_per_seed(nova, tmp_path):
+    result = nova("t2v", "waves", *T2V, "--frames", 5, "--num", 2, "--seed", 4, "--json")
+    assert result.code == 0, result.err
+    records = result.records()
+    assert [r["seed"] for r in records] == [4, 5] and [r["output"] for r in records] == ["waves-s4.mp4", "waves-s5.mp4"]
+    assert all(r["settings"]["num"] == 2 for r in records)
+    assert "2 videos of 5 frames" in result.err.splitlines()[0]
+    one, two = (read_mp4(r["path"])[0] for r in records)
+    assert not np.array_equal(one, two)
+    single = nova("t2v", "waves", *T2V, "--frames", 5, "--seed", 5, "--json").records()[0]
+    assert np.array_equal(read_mp4(single["path"])[0], two)  # video i is the video of seed + i
+
+
+def test_from_a_sidecar_makes_the_same_video_and_flags_override(nova, tmp_path):
+    first = nova("t2v", "a red fox in the snow", *T2V, "--frames", 5, "--flow", 3, "-g", 4, "-n", "blurry",
+                 "--json", "--quiet").records()[0]
+    again = nova("t2v", "--from", first["path"] + ".json", "--json")
+    assert again.code == 0, again.err
+    record = again.records()[0]
+    assert record["path"] != first["path"] and "--from" in again.err and f"seed {first['seed']}" in again.err
+    for key in ("prompt", "negative_prompt", "seed", "model", "dtype"):
+        assert record[key] == first[key], key
+    assert {k: v for k, v in record["settings"].items() if k != "presets"} == \
+        {k: v for k, v in first["settings"].items() if k != "presets"}
+    assert np.array_equal(read_mp4(record["path"])[0], read_mp4(first["path"])[0])
+    # the media file itself names its sidecar too; flags given now win
+    changed = nova("t2v", "--from", first["path"], "--seed", 99, "--frames", 9, "--json", "--quiet").records()[0]
+    assert changed["seed"] == 99 and changed["settings"]["frames"] == 9 and changed["prompt"] == first["prompt"]
+    assert changed["settings"]["guidance"] == 4.0
+    other = nova("t2v", "another prompt", "--from", first["path"], "--json", "--quiet").records()[0]
+    assert other["prompt"] == "another prompt" and other["seed"] == first["seed"]
+
+
+def test_from_a_sidecar_a_preset_given_now_overrides_it(nova, tmp_path):
+    first = nova("t2v", "clouds", *T2V, "--frames", 5, "--json", "--quiet").records()[0]
+    again = nova("t2v", "--from", first["path"], "--preset", "quality", "--diffusion-steps", 1, "--json", "--quiet")
+    record = again.records()[0]
+    assert record["settings"]["guidance"] == 7.0 and record["settings"]["ar_steps"] == 128  # the preset's
+    assert record["settings"]["diffusion_steps"] == 1 and record["settings"]["frames"] == 5  # flag, sidecar
+
+
+def test_from_a_png_sidecar_makes_the_same_image(nova, tmp_path):
+    first = nova("t2i", "a lighthouse", *T2I, "--num", 2, "--seed", 10, "--json", "--quiet").records()[1]
+    again = nova("t2i", "--from", first["path"] + ".json", "--json", "--quiet").records()
+    assert len(again) == 1 and again[0]["seed"] == 11  # that output's own seed, not the whole --num
+    assert np.array_equal(np.asarray(Image.open(again[0]["path"])), np.asarray(Image.open(first["path"])))
+
+
+def test_from_i2v_and_extend_sidecars_reuse_their_input(nova, tmp_path, media):
+    i2v = nova("i2v", media["image"], "--prompt", "slides", *T2V, "--frames", 5, "--json", "--quiet").records()[0]
+    ext = nova("extend", media["clip"], *T2V, "--frames", 9, "--json", "--quiet").records()[0]
+    assert i2v["input"]["path"] == str(media["image"]) and ext["settings"]["flow_setting"] == "auto"
+    for first, command in ((i2v, "i2v"), (ext, "extend")):
+        again = nova(command, "--from", first["path"] + ".json", "--json", "--quiet")
+        assert again.code == 0, again.err
+        record = again.records()[0]
+        assert record["input"] == first["input"] and record["prompt"] == first["prompt"]
+        assert np.array_equal(read_mp4(record["path"])[0], read_mp4(first["path"])[0]), command
+
+
+def test_relative_inputs_are_recorded_as_absolute_paths(nova, tmp_path, media):
+    import shutil
+
+    shutil.copy(media["image"], tmp_path / "still.png")
+    record = nova("i2v", "still.png", *T2V, "--frames", 5, "--json", "--quiet").records()[0]
+    assert record["input"]["path"] == str(tmp_path / "still.png")
+
+
+def test_i2v_of_a_16_bit_gray_png_is_not_white(nova, tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 96).reshape(64, 96).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    result = nova("i2v", "gray16.png", *T2V, "--frames", 5, "-o", "g.mp4", "--quiet")
+    assert result.code == 0, result.err
+    first = read_mp4(tmp_path / "g.mp4")[0][0].astype(int)
+    expected = np.round(ramp / 257)
+    assert np.abs(first[..., 1] - expected).mean() < 4  # H.264 of the ramp, not a white frame
+
+
+def test_i2v_of_a_transparent_png_shows_white_where_it_is_transparent(nova, tmp_path):
+    rgba = np.zeros((64, 96, 4), np.uint8)
+    rgba[..., 1] = 255  # green hides under the transparent half
+    rgba[:32, :, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    assert nova("i2v", "cutout.png", *T2V, "--frames", 5, "-o", "c.mp4", "--quiet").code == 0
+    first = read_mp4(tmp_path / "c.mp4")[0][0].astype(int)
+    assert np.abs(first[40:] - 255).mean() < 6 and np.abs(first[:24] - (0, 255, 0)).mean() < 12
+
+
+def test_a_huge_prompt_is_cut_in_the_tags_and_whole_in_the_sidecar(nova, tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    prompt = "a fox running through fresh snow at dawn, " * 4000  # ~170 KB: over ffmpeg's argument limit
+    video = nova("t2v", prompt, *T2V, "--frames", 5, "-o", "fox.mp4", "--quiet")
+    assert video.code == 0, video.err
+    assert sidecar(tmp_path / "fox.mp4")["prompt"] == prompt
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "fox.mp4"), "-f",
+                            "ffmetadata", "-"], capture_output=True, text=True).stdout
+    comment = next(line for line in probe.splitlines() if line.startswith("comment="))
+    assert "a fox running" in comment and "truncated" in comment and len(comment.encode()) < 9000
+    image = nova("t2i", prompt * 8, *T2I, "-o", "fox.png", "--quiet")  # ~1.3 MB: over Pillow's text chunk limit
+    assert image.code == 0, image.err
+    with Image.open(tmp_path / "fox.png") as png:
+        assert png.text["Description"].startswith("a fox running") and len(png.text["Description"]) < 70_000
+        assert json.loads(png.text["nova"])["truncated"]
+    assert sidecar(tmp_path / "fox.png")["prompt"] == prompt * 8
+
+
+def test_frames_past_the_trained_length_get_a_note_with_the_cost(nova, tmp_path):
+    from nova_cli.generate import length_warning
+    from nova_cli.settings import Settings
+
+    note = length_warning("t2v", Settings(model="m", presets=(), frames=65))
+    assert "beyond the 33 frames the checkpoint was trained on" in note and "quality drops" in note
+    assert "about 1.9x as long" in note and "nova extend" in note
+    assert "each round" in length_warning("extend", Settings(model="m", presets=(), frames=37))
+    assert length_warning("t2v", Settings(model="m", presets=(), frames=33)) is None
+    assert length_warning("t2i", Settings(model="m", presets=(), frames=None)) is None
+    shown = nova("t2v", "waves", *T2V, "--frames", 37, "--ar-steps", 1, "--diffusion-steps", 1)
+    assert shown.code == 0, shown.err
+    assert "warning: --frames 37 is beyond the 33 frames" in shown.err and "about 1.1x as long" in shown.err
