@@ -64,22 +64,23 @@ class NOVAPipeline:
                         local_files_only=False, **_ignored) -> "NOVAPipeline":
         """A local folder in the official layout, or a Hub repo id (downloaded into the HF cache).
 
-        The ``.py`` files that Hub repos ship are never downloaded or executed.
+        Nothing in the folder is ever executed: the ``.py`` files that Hub repos ship are never
+        downloaded or imported, remote code is refused, only safetensors are read, and every
+        component's weights must match its config exactly (see :mod:`nova_core.loading`).
+        ``trust_remote_code=True`` is refused rather than ignored.
         """
+        if _ignored.get("trust_remote_code"):
+            raise InputError("trust_remote_code=True: nova never runs code from a checkpoint; every component"
+                             " is built from nova's own classes")
+        if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+            raise InputError(f"torch_dtype must be a torch.dtype such as torch.float16, got {torch_dtype!r}")
+        if torch_dtype is not None and not torch_dtype.is_floating_point:
+            raise InputError(f"torch_dtype must be a floating-point dtype, got {torch_dtype}")
         dtype = torch_dtype or torch.float32
         found = hub.resolve(path_or_repo_id, revision=revision, cache_dir=cache_dir,
                             local_files_only=local_files_only)
-        folder = found.folder
-        index = loading.read_model_index(folder)
-        return cls(
-            transformer=loading.load_transformer(folder, dtype),
-            scheduler=loading.load_scheduler(folder, loading.class_name(index, "scheduler")),
-            vae=loading.load_vae(folder, loading.class_name(index, "vae"), dtype),
-            text_encoder=loading.load_text_encoder(folder, dtype),
-            tokenizer=loading.load_tokenizer(folder),
-            name_or_path=found.name,
-            revision=found.revision,
-        )
+        return cls(**loading.load_components(found.folder, dtype), name_or_path=found.name,
+                   revision=found.revision)
 
     def save_pretrained(self, folder) -> None:
         """Write the official folder layout (loadable by this class and by diffnext's shims)."""
