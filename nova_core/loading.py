@@ -33,6 +33,8 @@ VAE_BOUNDS = {
     "sample_size": Bound(1, 65536), "scaling_factor": Bound(0, 1e6, integer=False, above=True),
     "shift_factor": Bound(-1e6, 1e6, integer=False),
 }
+# Without these the class defaults would apply silently (a default scaling_factor decodes wrongly).
+VAE_REQUIRED = ("latent_channels", "block_out_channels", "scaling_factor")
 SCHEDULER_BOUNDS = {
     "num_train_timesteps": Bound(1, 100_000), "beta_start": Bound(0, 1, integer=False, above=True),
     "beta_end": Bound(0, 1, integer=False, above=True), "shift": Bound(0, 1e4, integer=False, above=True),
@@ -77,20 +79,20 @@ def _require(folder: Path, component: str, files) -> None:
         raise CheckpointError(f"{folder}: the {component} component has no {' or '.join(files)}")
 
 
-def read_model_config(folder: Path, component: str, cls, bounds=None) -> dict:
+def read_model_config(folder: Path, component: str, cls, bounds=None, required=()) -> dict:
     """``<component>/config.json`` of a diffusers model, checked against ``cls`` (not built)."""
     path = folder / component / "config.json"
     _require(folder, component, ("config.json",))
     config = read_config(path, component)
     check_class(path, config, cls.__name__)
     check_types(path, config, cls)
-    check_bounds(path, config, bounds or {})
+    check_bounds(path, config, bounds or {}, required)
     return config
 
 
-def _load_model(cls, folder: Path, component: str, dtype, bounds=None):
+def _load_model(cls, folder: Path, component: str, dtype, bounds=None, required=()):
     """A diffusers model whose config and safetensors were checked to match exactly first."""
-    config = read_model_config(folder, component, cls, bounds)
+    config = read_model_config(folder, component, cls, bounds, required)
     files = weight_files(folder / component, component, WEIGHTS_STEM)
     expected = meta_shapes(lambda: cls.from_config(config), folder / component / "config.json", component)
     check_match(component, folder / component, expected, file_shapes(files))
@@ -144,9 +146,17 @@ def _vae_class(folder: Path, name: str):
 
 
 def read_vae_config(folder: Path, name: str) -> dict:
-    config = read_model_config(folder, "vae", _vae_class(folder, name), VAE_BOUNDS)
+    config = read_model_config(folder, "vae", _vae_class(folder, name), VAE_BOUNDS, VAE_REQUIRED)
     path = folder / "vae" / "config.json"
     channels, groups = config.get("block_out_channels"), config.get("norm_num_groups")
+    for key, prefix in (("down_block_types", "DownEncoderBlock"), ("up_block_types", "UpDecoderBlock")):
+        types_ = config.get(key)
+        if types_ is None:
+            continue
+        if any(t not in (f"{prefix}2D", f"{prefix}3D") for t in types_):
+            raise CheckpointError(f"{path}: {key} must hold {prefix}2D/{prefix}3D blocks, got {types_}")
+        if isinstance(channels, list) and len(types_) != len(channels):
+            raise CheckpointError(f"{path}: {len(types_)} {key} for {len(channels)} block_out_channels")
     if isinstance(channels, list) and isinstance(groups, int) and any(c % groups for c in channels):
         raise CheckpointError(f"{path}: block_out_channels {channels} are not multiples of norm_num_groups {groups}")
     return config
@@ -154,7 +164,7 @@ def read_vae_config(folder: Path, name: str) -> dict:
 
 def load_vae(folder: Path, name: str, dtype):
     config = read_vae_config(folder, name)
-    return _load_model(_vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS)
+    return _load_model(_vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS, VAE_REQUIRED)
 
 
 def load_scheduler(folder: Path, name: str):
@@ -164,7 +174,8 @@ def load_scheduler(folder: Path, name: str):
 
     cls = getattr(diffusers, name, None)
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
-        raise CheckpointError(f"{folder}: unknown scheduler class {name!r}")
+        raise CheckpointError(f"{folder / 'model_index.json'}: unknown scheduler class {name!r} (not a diffusers "
+                              f"scheduler)")
     _require(folder, "scheduler", ("scheduler_config.json",))
     path = folder / "scheduler" / "scheduler_config.json"
     config = read_config(path, "scheduler")
@@ -203,15 +214,15 @@ def check_compatible(folder: Path, index: dict) -> None:
     text = read_text_encoder_config(folder / "text_encoder")
     problems = []
     if text.hidden_size != geo.text_token_dim:
-        problems.append(f"the text encoder's hidden_size {text.hidden_size} is not the transformer's "
+        problems.append(f"text_encoder/config.json hidden_size {text.hidden_size} is not transformer/config.json "
                         f"text_token_dim {geo.text_token_dim}")
     if vae.get("latent_channels") != geo.latent_channels:
-        problems.append(f"the VAE's latent_channels {vae.get('latent_channels')} are not the transformer's "
-                        f"image_dim {geo.latent_channels}")
+        problems.append(f"vae/config.json latent_channels {vae.get('latent_channels')} are not "
+                        f"transformer/config.json image_dim {geo.latent_channels}")
     channels = vae.get("block_out_channels") or []
     stride = 2 ** (len(channels) - 1)
     if channels and stride * geo.latent_size[0] != geo.pixel_size[0]:
-        problems.append(f"the VAE downsamples {stride}x but the transformer's image_stride is "
+        problems.append(f"vae/config.json downsamples {stride}x, transformer/config.json image_stride is "
                         f"{geo.pixel_size[0] // geo.latent_size[0]}")
     if problems:
         raise CheckpointError(f"{folder}: the components do not fit together: {'; '.join(problems)}")

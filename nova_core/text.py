@@ -60,7 +60,8 @@ def load_tokenizer(folder):
         with quiet_libraries():
             tokenizer = cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # tokenizers/transformers raise many types for broken files
-        raise CheckpointError(f"{folder}: cannot load the tokenizer ({one_line(exc)})") from None
+        main = "tokenizer.json" if (folder / "tokenizer.json").is_file() else "vocab.json"
+        raise CheckpointError(f"{folder / main}: cannot load the tokenizer ({one_line(exc)})") from None
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:

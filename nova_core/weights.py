@@ -41,7 +41,10 @@ def _is_pickle(name: str) -> bool:
 
 
 def _shards(index: Path, component: str) -> list[Path]:
-    weight_map = read_json(index).get("weight_map")
+    data = read_json(index)
+    weight_map = data.get("weight_map")
+    if not isinstance(data.get("metadata"), dict):  # the libraries' loaders index into it
+        raise CheckpointError(f"{index}: lacks its metadata object (an index has metadata and weight_map)")
     if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index}: weight_map must map tensor names to file names")
     names = sorted(set(weight_map.values()))

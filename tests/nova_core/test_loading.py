@@ -10,13 +10,7 @@ import torch
 from nova_core import NOVAPipeline
 from nova_core.errors import CheckpointError, ModelNotAvailableError
 from tests.conftest import TINY_T2I, TINY_T2V
-
-
-def copy_checkpoint(src, dst):
-    shutil.copytree(src, dst)
-    for path in dst.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return dst
+from tests.nova_core.checkpoints import copy_checkpoint
 
 
 def test_never_imports_or_needs_the_hub_shims(tmp_path):
