@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import hub, loading
-from .arguments import OUTPUT_TYPES, check_call, check_latents, embedding_rows, prompt_lists
+from .arguments import check_call, check_latents, embedding_rows, prompt_lists
 from .errors import InputError
 from .progress import NullProgress, RichProgress
 from .sampling import Guidance, sample_video

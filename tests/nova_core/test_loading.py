@@ -85,3 +85,20 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path):
     out = pipe("a red car", num_inference_steps=2, num_diffusion_steps=2, output_type="latent",
                generator=torch.Generator().manual_seed(0), disable_progress_bar=True)
     assert out.frames.shape == (1, 4, 1, 8, 8)
+
+
+@pytest.mark.slow
+def test_loading_says_nothing_on_stderr_even_with_every_warning_on():
+    """torch/diffusers/transformers warnings while loading are muted (``-W default`` shows all)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = ("import torch\nfrom nova_core import NOVAPipeline\n"
+              f"NOVAPipeline.from_pretrained({str(TINY_T2I)!r})\n"
+              f"NOVAPipeline.from_pretrained({str(TINY_T2V)!r}, torch_dtype=torch.float16)\n")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+                                                      "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr

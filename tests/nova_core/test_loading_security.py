@@ -144,23 +144,22 @@ def test_no_prompt_no_stdin_no_code_in_a_child_answering_yes(tmp_path):
     assert not [name for name, case in cases.items() if case[1].exists()]
 
 
-def test_shim_modules_beside_the_weights_are_never_imported(tmp_path):
-    """The Hub repos ship ``__transformer__.py`` etc.; present but unreferenced, they load fine and never run."""
-    ckpt = copy_checkpoint(TINY_T2I, tmp_path / "ckpt")
-    marker = tmp_path / "shim.executed"
-    for part in ("transformer/__transformer__.py", "vae/__vae__.py", "text_encoder/__text_encoder__.py",
-                 "tokenizer/__tokenizer__.py", "scheduler/__scheduler__.py"):
-        hostile_module(ckpt / part, marker)
-    NOVAPipeline.from_pretrained(str(ckpt))
-    assert not marker.exists()
+# Present but referenced by nothing: the Hub repos ship .py shims; training leaves .pt files around.
+UNREFERENCED = {
+    "modules": (hostile_module, ("transformer/__transformer__.py", "vae/__vae__.py", "text_encoder/__text_encoder__.py",
+                                 "tokenizer/__tokenizer__.py", "scheduler/__scheduler__.py")),
+    "pickles": (hostile_pickle, ("transformer/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.bin",
+                                 "text_encoder/pytorch_model.bin", "transformer/training_args.pt")),
+}
 
 
-def test_pickles_beside_safetensors_are_never_read(tmp_path):
+@pytest.mark.parametrize("kind", sorted(UNREFERENCED))
+def test_unreferenced_code_and_pickles_beside_the_weights_load_and_never_run(tmp_path, kind):
     ckpt = copy_checkpoint(TINY_T2I, tmp_path / "ckpt")
-    marker = tmp_path / "pickle.executed"
-    for part in ("transformer/diffusion_pytorch_model.bin", "vae/diffusion_pytorch_model.bin",
-                 "text_encoder/pytorch_model.bin", "transformer/training_args.pt"):
-        hostile_pickle(ckpt / part, marker)
+    marker = tmp_path / "executed"
+    write, parts = UNREFERENCED[kind]
+    for part in parts:
+        write(ckpt / part, marker)
     NOVAPipeline.from_pretrained(str(ckpt))
     assert not marker.exists()
 

@@ -7,19 +7,9 @@ import torch
 
 from nova_core import NOVAPipeline
 from nova_core.errors import InputError
-from tests.conftest import TINY_T2I, TINY_T2V
+from tests.conftest import TINY_T2V
 
 FAST = dict(num_inference_steps=3, num_diffusion_steps=2, output_type="latent", disable_progress_bar=True)
-
-
-@pytest.fixture(scope="module")
-def t2v():
-    return NOVAPipeline.from_pretrained(str(TINY_T2V))
-
-
-@pytest.fixture(scope="module")
-def t2i():
-    return NOVAPipeline.from_pretrained(str(TINY_T2I))
 
 
 def gen(seed=0):

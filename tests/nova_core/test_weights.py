@@ -110,7 +110,10 @@ def test_sharded_safetensors_are_checked_across_shards(tmp_path):
     assert f"1 missing ({names[-1]})" in _refusal(ckpt)
 
 
-def test_weights_file_that_is_not_safetensors(tmp_path):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_weights_file_that_is_not_safetensors(tmp_path, damage):
     ckpt = copy_checkpoint(TINY_T2I, tmp_path / "ckpt")
-    (ckpt / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 64)
+    path = ckpt / "vae" / "diffusion_pytorch_model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(b"\x00" * 64 if damage == "garbage" else data[: len(data) // 2])
     assert "vae/diffusion_pytorch_model.safetensors: not a readable safetensors file" in _refusal(ckpt)
