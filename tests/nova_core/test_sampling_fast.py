@@ -98,6 +98,7 @@ def test_the_float32_tolerance_is_far_below_a_real_difference():
     assert (other - plain).abs().max() > 100 * tolerance
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_fast_path_is_close_to_float32_plain(dtype):
     """Metric: max |latent difference| relative to the float32 latents' max magnitude.
@@ -123,6 +124,7 @@ def test_stage_timer_sees_every_stage():
     assert all(v >= 0 for v in timer.totals().values())
 
 
+@pytest.mark.slow
 def test_low_memory_mode_gives_the_same_result_on_the_cpu():
     """Offloading moves components between stages only; below the tile size nothing is tiled."""
     p = pipe(TINY_T2V)
