@@ -120,12 +120,13 @@ def checkpoint_geometry(folder: Path) -> Geometry:
     check_class(path, config, TRANSFORMER_CLASSES[0])
     names = inspect.signature(geometry).parameters
     defaults = {"rotary_pos_embed": False, "video_mixer_rank": None}
+    missing = [k for k in names if k not in config and k not in defaults]
+    if missing:
+        raise CheckpointError(f"{path}: lacks {', '.join(missing)}")
     try:
         return geometry(**{**defaults, **{k: v for k, v in config.items() if k in names}})
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    except TypeError as exc:  # a required key is missing
-        raise CheckpointError(f"{path}: {one_line(exc).split('() ')[-1]}") from None
 
 
 def load_transformer(folder: Path, dtype):

@@ -48,7 +48,7 @@ CASES = {
                                  "up to 16384"),
     "transformer-size-absurd": ("transformer/config.json", _set(image_size=[10**9, 10**9]), "image_size must be"),
     "transformer-text-len-absurd": ("transformer/config.json", _set(text_token_len=10**7), "text_token_len must be"),
-    "transformer-missing-key": ("transformer/config.json", _drop("image_dim"), "image_dim"),
+    "transformer-missing-key": ("transformer/config.json", _drop("image_dim", "arch"), "lacks image_dim, arch"),
     "transformer-bool-as-int": ("transformer/config.json", _set(image_dim=True), "image_dim must be"),
     "transformer-wrong-class": ("transformer/config.json", _set(_class_name="UNet2DModel"), "names the class"),
     "vae-malformed": ("vae/config.json", MALFORMED, "not valid JSON"),
