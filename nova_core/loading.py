@@ -136,7 +136,7 @@ def load_transformer(folder: Path, dtype):
     return _load_model(NOVATransformer3DModel, folder, "transformer", dtype)
 
 
-def _vae_class(folder: Path, name: str):
+def vae_class(folder: Path, name: str):
     if name not in VAE_CLASSES:
         raise CheckpointError(f"{folder}: unknown VAE class {name!r} (expected one of {', '.join(VAE_CLASSES)})")
     if name == "AutoencoderKLOpenSora":
@@ -147,7 +147,7 @@ def _vae_class(folder: Path, name: str):
 
 
 def read_vae_config(folder: Path, name: str) -> dict:
-    config = read_model_config(folder, "vae", _vae_class(folder, name), VAE_BOUNDS, VAE_REQUIRED)
+    config = read_model_config(folder, "vae", vae_class(folder, name), VAE_BOUNDS, VAE_REQUIRED)
     path = folder / "vae" / "config.json"
     channels, groups = config.get("block_out_channels"), config.get("norm_num_groups")
     for key, prefix in (("down_block_types", "DownEncoderBlock"), ("up_block_types", "UpDecoderBlock")):
@@ -165,7 +165,7 @@ def read_vae_config(folder: Path, name: str) -> dict:
 
 def load_vae(folder: Path, name: str, dtype):
     config = read_vae_config(folder, name)
-    return _load_model(_vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS, VAE_REQUIRED)
+    return _load_model(vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS, VAE_REQUIRED)
 
 
 def load_scheduler(folder: Path, name: str):

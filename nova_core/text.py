@@ -96,6 +96,15 @@ def read_text_encoder_config(folder):
         raise CheckpointError(f"{path}: not a usable Phi config ({one_line(exc)})") from None
 
 
+def text_encoder_shapes(config, config_file) -> tuple[dict, set]:
+    """The official layout's tensors (PhiForCausalLM: ``model.``-prefixed, plus the LM head, which
+    nova never uses and so may be absent)."""
+    from transformers import PhiForCausalLM
+
+    expected = weights.meta_shapes(lambda: PhiForCausalLM(config), config_file, "text encoder")
+    return expected, {k for k in expected if k.startswith("lm_head.")}
+
+
 def load_text_encoder(folder, dtype):
     """Phi's decoder stack only (``PhiModel``): NOVA never uses the LM head, so it is not loaded.
 
@@ -103,13 +112,12 @@ def load_text_encoder(folder, dtype):
     which may be absent); they must match the config exactly (:mod:`nova_core.weights`).
     """
     import transformers
-    from transformers import PhiForCausalLM, PhiModel
+    from transformers import PhiModel
 
     folder = Path(folder)
     config = read_text_encoder_config(folder)
     files = weights.weight_files(folder, "text encoder", "model")
-    expected = weights.meta_shapes(lambda: PhiForCausalLM(config), folder / "config.json", "text encoder")
-    optional = {k for k in expected if k.startswith("lm_head.")}
+    expected, optional = text_encoder_shapes(config, folder / "config.json")
     weights.check_match("text encoder", folder, expected, weights.file_shapes(files), optional)
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
