@@ -29,7 +29,10 @@ def weight_files(folder: Path, component: str, stem: str) -> list[Path]:
         return [single]
     if index.is_file():
         return _shards(index, component)
-    pickles = sorted(p.name for p in folder.iterdir() if _is_pickle(p.name)) if folder.is_dir() else []
+    try:
+        pickles = sorted(p.name for p in folder.iterdir() if _is_pickle(p.name))
+    except OSError:  # not a folder, or unreadable: the message below says what is missing
+        pickles = []
     if pickles:
         raise CheckpointError(f"{folder}: the {component} has only pickle weights ({_first(pickles)}); nova reads"
                               f" safetensors only (unpickling can run code), refused")
