@@ -25,7 +25,10 @@ TOKENIZER_CLASSES = {
     "GPT2Tokenizer": "GPT2TokenizerFast", "GPT2TokenizerFast": "GPT2TokenizerFast",
     "PreTrainedTokenizerFast": "PreTrainedTokenizerFast",
 }
-TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# Every JSON file a tokenizer load may read (transformers looks at a config.json beside it for the
+# tokenizer class when tokenizer_config.json names none).
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                  "config.json")
 TEXT_ENCODER_ARCHITECTURES = ("PhiEncoderModel", "PhiModel", "PhiForCausalLM")
 PHI_BOUNDS = {
     "hidden_size": Bound(1, 16384), "intermediate_size": Bound(1, 131072), "num_hidden_layers": Bound(1, 256),

@@ -15,10 +15,10 @@ def copy_checkpoint(src: Path, dst: Path) -> Path:
 
 
 def edit_json(path: Path, change) -> None:
-    """``change(data)`` edits the parsed file in place (or returns a replacement)."""
+    """``change(data)`` edits the parsed file in place (what it returns is ignored)."""
     data = json.loads(path.read_text())
-    new = change(data)
-    path.write_text(json.dumps(data if new is None else new))
+    change(data)
+    path.write_text(json.dumps(data))
 
 
 def edit_weights(path: Path, change) -> None:

@@ -31,6 +31,14 @@ def _tokenizer_class(ckpt, marker):
               lambda c: c.update(tokenizer_class="EvilTokenizer", auto_map={"AutoTokenizer": ["evil.EvilTokenizer", None]}))
 
 
+def _tokenizer_model_config(ckpt, marker):
+    """No tokenizer_class: transformers would look for one in a config.json beside it."""
+    hostile_module(ckpt / "tokenizer" / "evil.py", marker)
+    edit_json(ckpt / "tokenizer" / "tokenizer_config.json", lambda c: c.pop("tokenizer_class"))
+    config = {"model_type": "evil", "auto_map": {"AutoConfig": "evil.EvilConfig", "AutoTokenizer": ["evil.EvilTokenizer", None]}}
+    (ckpt / "tokenizer" / "config.json").write_text(json.dumps(config))
+
+
 def _architecture(ckpt, marker):
     hostile_module(ckpt / "text_encoder" / "evil.py", marker)
     edit_json(ckpt / "text_encoder" / "config.json", lambda c: c.update(architectures=["EvilModel"]))
@@ -73,6 +81,7 @@ HOSTILE = {
     "tokenizer-class": (_tokenizer_class, "tokenizer", "auto_map"),
     "tokenizer-json-auto-map": (_auto_map("tokenizer", "tokenizer.json", "AutoTokenizer", ["evil.EvilTokenizer", None]),
                                 "tokenizer", "auto_map"),
+    "tokenizer-config-json-auto-map": (_tokenizer_model_config, "tokenizer", "auto_map"),
     "text-encoder-auto-map": (_auto_map("text_encoder", "config.json", "AutoModel", "evil.EvilModel"),
                               "text encoder", "auto_map"),
     "text-encoder-architecture": (_architecture, "text_encoder", "EvilModel"),
