@@ -7,16 +7,11 @@ last loaded pipeline so a batch reuses it across jobs.
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CliError, UsageError
-
-TRANSFORMER_KEYS = ("image_dim", "image_size", "image_stride", "text_token_dim", "text_token_len",
-                    "image_base_size", "video_base_size", "video_mixer_rank", "rotary_pos_embed", "arch")
-
 
 class OutOfMemory(CliError):
     """The device ran out of memory; the message names the stage and what helps."""
@@ -74,19 +69,10 @@ class Checkpoint:
 def inspect_checkpoint(model: str, revision: str | None = None) -> Checkpoint:
     """Resolve (Hub cache or folder) and read the configs; no weights are loaded."""
     from nova_core import hub, loading
-    from nova_core.config import geometry
-    from nova_core.errors import CheckpointError
 
     found = hub.resolve(model, revision=revision)
     index = loading.read_model_index(found.folder)
-    config_file = found.folder / "transformer" / "config.json"
-    try:
-        config = json.loads(config_file.read_text())
-        geo = geometry(**{k: config.get(k) for k in TRANSFORMER_KEYS if k in config})
-    except (OSError, ValueError, TypeError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{config_file}: not a usable transformer config ({exc})") from None
+    geo = loading.checkpoint_geometry(found.folder)
     is_video = loading.class_name(index, "vae") == "AutoencoderKLOpenSora"
     return Checkpoint(found.name, found.folder, found.revision, tuple(geo.pixel_size), is_video)
 

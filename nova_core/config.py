@@ -51,8 +51,9 @@ def parse_vit(name: str) -> ViTArch:
     if not m or m.group(1) != "vit":
         raise CheckpointError(f"unknown transformer arch {name!r}: expected vit_d<depth>w<width>")
     depth, width = int(m.group(2)), int(m.group(3))
-    if depth < 1 or width < 32 or width % 32:
-        raise CheckpointError(f"unknown transformer arch {name!r}: width must be a multiple of 32")
+    if depth < 1 or width < 32 or width % 32 or depth > MAX_DEPTH or width > MAX_WIDTH:
+        raise CheckpointError(f"unknown transformer arch {name!r}: depth must be 1..{MAX_DEPTH}, width a "
+                              f"multiple of 32 up to {MAX_WIDTH}")
     return ViTArch(depth, width, width // 32)
 
 
@@ -63,8 +64,9 @@ def parse_mlp(name: str) -> MLPArch:
     if not m or m.group(1) != "mlp":
         raise CheckpointError(f"unknown diffusion head arch {name!r}: expected mlp_d<depth>w<width>")
     depth, width = int(m.group(2)), int(m.group(3))
-    if depth < 1 or width < 1:
-        raise CheckpointError(f"unknown diffusion head arch {name!r}")
+    if not (1 <= depth <= MAX_DEPTH and 1 <= width <= MAX_WIDTH):
+        raise CheckpointError(f"unknown diffusion head arch {name!r}: depth must be 1..{MAX_DEPTH}, width "
+                              f"1..{MAX_WIDTH}")
     return MLPArch(depth, width)
 
 
@@ -102,6 +104,21 @@ class Geometry:
 
 
 
+MAX_DEPTH, MAX_WIDTH, MAX_PIXELS = 256, 16384, 16384  # far beyond any NOVA; keeps absurd configs cheap to refuse
+MAX_TEXT_TOKENS = 512  # rows of the learned text padding (TextEmbed.weight)
+
+
+def _ints(name: str, value, count: int | None, low: int, high: int):
+    """An integer (``count`` None) or a list of ``count`` integers, each in [low, high]."""
+    values = [value] if count is None else value
+    ok = isinstance(values, (list, tuple)) and (count is None or len(values) == count) and all(
+        isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in values)
+    if not ok:
+        what = "an integer" if count is None else f"a list of {count} integers"
+        raise CheckpointError(f"{name} must be {what} in [{low}, {high}], got {value!r}")
+    return value if count is None else tuple(values)
+
+
 def geometry(
     *,
     image_dim: int,
@@ -115,6 +132,18 @@ def geometry(
     rotary_pos_embed: bool,
     arch: Sequence[str],
 ) -> Geometry:
+    image_dim = _ints("image_dim", image_dim, None, 1, 1024)
+    image_stride = _ints("image_stride", image_stride, None, 1, 64)
+    image_base_size = _ints("image_base_size", image_base_size, 2, 1, 4096)
+    video_base_size = _ints("video_base_size", video_base_size, 3, 1, 4096)
+    if isinstance(image_size, (list, tuple)):
+        image_size = _ints("image_size", image_size, 2, 1, MAX_PIXELS)
+    else:
+        image_size = _ints("image_size", image_size, None, 1, MAX_PIXELS)
+    if video_mixer_rank is not None:
+        video_mixer_rank = _ints("video_mixer_rank", video_mixer_rank, None, -1, 65536)
+    if not isinstance(rotary_pos_embed, bool):
+        raise CheckpointError(f"rotary_pos_embed must be true or false, got {rotary_pos_embed!r}")
     if rotary_pos_embed:
         raise CheckpointError(
             "rotary_pos_embed=true: no released NOVA checkpoint uses rotary position embeddings,"
@@ -123,11 +152,11 @@ def geometry(
     if not text_token_dim or not text_token_len:
         raise CheckpointError("the transformer config has no text_token_dim/text_token_len: "
                               "class-conditional NOVA checkpoints are not supported")
-    if arch is None or len(arch) != 3:
+    text_token_dim = _ints("text_token_dim", text_token_dim, None, 1, 65536)
+    text_token_len = _ints("text_token_len", text_token_len, None, 1, MAX_TEXT_TOKENS)
+    if not isinstance(arch, (list, tuple)) or len(arch) != 3 or not all(isinstance(a, str) for a in arch):
         raise CheckpointError(f"arch must name three networks (temporal, spatial, head), got {arch!r}")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not image_stride:
-        raise CheckpointError(f"bad image_size/image_stride: {image_size!r}/{image_stride!r}")
     latent = (size[0] // image_stride, size[1] // image_stride)
     patch = 15 // image_stride + 1
     ibase, vbase = tuple(image_base_size), tuple(video_base_size)

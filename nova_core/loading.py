@@ -2,36 +2,70 @@
 
 The official ``model_index.json`` points the transformer, VAE and text encoder at ``.py`` shims
 (``__transformer__`` ...) that ``trust_remote_code`` would execute. We read only the class
-names and build every component from code in this package, diffusers or transformers.
+names and build every component from code in this package, diffusers or transformers, with
+remote code refused and safetensors only; every config is checked (:mod:`.config_files`) and
+every weight file must match its config exactly (:mod:`.weights`) before anything is loaded.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import torch
 
+from .config import Geometry, geometry
+from .config_files import Bound, check_bounds, check_class, check_types, one_line, read_config, read_json, refuse_code
 from .errors import CheckpointError
+from .quiet import quiet_libraries
+from .text import TEXT_ENCODER_ARCHITECTURES, TOKENIZER_CLASSES
+from .weights import check_match, file_shapes, meta_shapes, weight_files
 
 COMPONENTS = ("transformer", "scheduler", "vae", "text_encoder", "tokenizer")
+TRANSFORMER_CLASSES = ("NOVATransformer3DModel",)
 VAE_CLASSES = ("AutoencoderKLOpenSora", "AutoencoderKL")
-WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors.index.json")
+WEIGHTS_STEM = "diffusion_pytorch_model"
+# Sizes a config may give without building anything (beyond them nothing NOVA-like exists).
+VAE_BOUNDS = {
+    "in_channels": Bound(1, 16), "out_channels": Bound(1, 16), "latent_channels": Bound(1, 1024),
+    "layers_per_block": Bound(1, 16), "block_out_channels": Bound(1, 8192), "norm_num_groups": Bound(1, 8192),
+    "sample_size": Bound(1, 65536), "scaling_factor": Bound(0, 1e6, integer=False, above=True),
+    "shift_factor": Bound(-1e6, 1e6, integer=False),
+}
+# Without these the class defaults would apply silently (a default scaling_factor decodes wrongly).
+VAE_REQUIRED = ("latent_channels", "block_out_channels", "scaling_factor")
+SCHEDULER_BOUNDS = {
+    "num_train_timesteps": Bound(1, 100_000), "beta_start": Bound(0, 1, integer=False, above=True),
+    "beta_end": Bound(0, 1, integer=False, above=True), "shift": Bound(0, 1e4, integer=False, above=True),
+    "clip_sample_range": Bound(0, 1e6, integer=False, above=True), "steps_offset": Bound(0, 100_000),
+}
 
 
 def read_model_index(folder: Path) -> dict:
+    """``model_index.json`` checked: a NOVAPipeline whose five components exist, each named by a
+    [library, class] pair of a class nova builds itself (the library part, often a ``.py`` shim
+    module of the Hub repos, is never imported)."""
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise CheckpointError(f"{folder}: not a NOVA checkpoint (no model_index.json)")
-    try:
-        index = json.loads(index_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{index_file}: unreadable ({exc})") from exc
+    index = read_json(index_file)
     if index.get("_class_name") != "NOVAPipeline":
         raise CheckpointError(f"{folder}: not a NOVA checkpoint (model_index.json names {index.get('_class_name')!r})")
+    refuse_code(index_file, index, "pipeline")
     missing = [c for c in COMPONENTS if c not in index or not (folder / c).is_dir()]
     if missing:
         raise CheckpointError(f"{folder}: checkpoint lacks the {', '.join(missing)} component(s)")
+    for component in COMPONENTS:
+        entry = index[component]
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+            raise CheckpointError(f"{index_file}: {component} must be a [library, class] pair, got {entry!r}")
+    allowed = {"transformer": TRANSFORMER_CLASSES, "vae": VAE_CLASSES, "text_encoder": TEXT_ENCODER_ARCHITECTURES,
+               "tokenizer": tuple(TOKENIZER_CLASSES)}
+    for component, names in allowed.items():
+        if class_name(index, component) not in names:
+            raise CheckpointError(f"{index_file}: the {component} class {class_name(index, component)!r} is not one"
+                                  f" nova builds ({', '.join(names)}); refused")
     return index
 
 
@@ -45,21 +79,30 @@ def _require(folder: Path, component: str, files) -> None:
         raise CheckpointError(f"{folder}: the {component} component has no {' or '.join(files)}")
 
 
-def _load_model(cls, folder: Path, component: str, dtype):
-    from diffusers.utils import logging as diffusers_logging
-
+def read_model_config(folder: Path, component: str, cls, bounds=None, required=()) -> dict:
+    """``<component>/config.json`` of a diffusers model, checked against ``cls`` (not built)."""
+    path = folder / component / "config.json"
     _require(folder, component, ("config.json",))
-    _require(folder, component, WEIGHT_FILES)
-    verbosity = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # e.g. "double_z was passed to AutoencoderKL": expected
+    config = read_config(path, component)
+    check_class(path, config, cls.__name__)
+    check_types(path, config, cls)
+    check_bounds(path, config, bounds or {}, required)
+    return config
+
+
+def _load_model(cls, folder: Path, component: str, dtype, bounds=None, required=()):
+    """A diffusers model whose config and safetensors were checked to match exactly first."""
+    config = read_model_config(folder, component, cls, bounds, required)
+    files = weight_files(folder / component, component, WEIGHTS_STEM)
+    expected = meta_shapes(lambda: cls.from_config(config), folder / component / "config.json", component)
+    check_match(component, folder / component, expected, file_shapes(files))
     try:
-        return cls.from_pretrained(str(folder / component), torch_dtype=dtype).eval()
-    except CheckpointError:
-        raise
-    except Exception as exc:  # diffusers reports missing/mismatched weights in various types
-        raise CheckpointError(f"{folder / component}: cannot load {cls.__name__}: {exc}") from exc
-    finally:
-        diffusers_logging.set_verbosity(verbosity)
+        with quiet_libraries():
+            model = cls.from_pretrained(str(folder / component), torch_dtype=dtype, use_safetensors=True,
+                                        local_files_only=True)
+    except Exception as exc:  # the checks above leave little; say it in one line all the same
+        raise CheckpointError(f"{folder / component}: cannot load {cls.__name__} ({one_line(exc)})") from None
+    return model.eval()
 
 
 def vae_dtype(config, dtype):
@@ -69,54 +112,151 @@ def vae_dtype(config, dtype):
     return dtype
 
 
+def checkpoint_geometry(folder: Path) -> Geometry:
+    """The transformer's geometry from ``transformer/config.json`` alone (no weights loaded)."""
+    path = folder / "transformer" / "config.json"
+    _require(folder, "transformer", ("config.json",))
+    config = read_config(path, "transformer")  # no diffusers import: the CLI plans with this
+    check_class(path, config, TRANSFORMER_CLASSES[0])
+    names = inspect.signature(geometry).parameters
+    defaults = {"rotary_pos_embed": False, "video_mixer_rank": None}
+    missing = [k for k in names if k not in config and k not in defaults]
+    if missing:
+        raise CheckpointError(f"{path}: lacks {', '.join(missing)}")
+    try:
+        return geometry(**{**defaults, **{k: v for k, v in config.items() if k in names}})
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
 def load_transformer(folder: Path, dtype):
     from .transformer import NOVATransformer3DModel
 
+    checkpoint_geometry(folder)  # the config's own errors, with the file named, before any build
     return _load_model(NOVATransformer3DModel, folder, "transformer", dtype)
 
 
-def load_vae(folder: Path, name: str, dtype):
+def vae_class(folder: Path, name: str):
     if name not in VAE_CLASSES:
         raise CheckpointError(f"{folder}: unknown VAE class {name!r} (expected one of {', '.join(VAE_CLASSES)})")
     if name == "AutoencoderKLOpenSora":
         from .vae_opensora import AutoencoderKLOpenSora as cls
     else:
         from diffusers import AutoencoderKL as cls
-    _require(folder, "vae", ("config.json",))
-    config = json.loads((folder / "vae" / "config.json").read_text())
-    return _load_model(cls, folder, "vae", vae_dtype(config, dtype))
+    return cls
+
+
+def read_vae_config(folder: Path, name: str) -> dict:
+    config = read_model_config(folder, "vae", vae_class(folder, name), VAE_BOUNDS, VAE_REQUIRED)
+    path = folder / "vae" / "config.json"
+    channels, groups = config.get("block_out_channels"), config.get("norm_num_groups")
+    for key, prefix in (("down_block_types", "DownEncoderBlock"), ("up_block_types", "UpDecoderBlock")):
+        types_ = config.get(key)
+        if types_ is None:
+            continue
+        if any(t not in (f"{prefix}2D", f"{prefix}3D") for t in types_):
+            raise CheckpointError(f"{path}: {key} must hold {prefix}2D/{prefix}3D blocks, got {types_}")
+        if isinstance(channels, list) and len(types_) != len(channels):
+            raise CheckpointError(f"{path}: {len(types_)} {key} for {len(channels)} block_out_channels")
+    if isinstance(channels, list) and isinstance(groups, int) and any(c % groups for c in channels):
+        raise CheckpointError(f"{path}: block_out_channels {channels} are not multiples of norm_num_groups {groups}")
+    return config
+
+
+def load_vae(folder: Path, name: str, dtype):
+    config = read_vae_config(folder, name)
+    return _load_model(vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS, VAE_REQUIRED)
 
 
 def load_scheduler(folder: Path, name: str):
+    """The diffusers scheduler ``name``, built from its checked config (it holds no weights)."""
     import diffusers
     from diffusers import SchedulerMixin
 
     cls = getattr(diffusers, name, None)
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
-        raise CheckpointError(f"{folder}: unknown scheduler class {name!r}")
+        raise CheckpointError(f"{folder / 'model_index.json'}: unknown scheduler class {name!r} (not a diffusers "
+                              f"scheduler)")
     _require(folder, "scheduler", ("scheduler_config.json",))
-    return cls.from_pretrained(str(folder / "scheduler"))
+    path = folder / "scheduler" / "scheduler_config.json"
+    config = read_config(path, "scheduler")
+    check_class(path, config, name)
+    check_types(path, config, cls)
+    check_bounds(path, config, SCHEDULER_BOUNDS)
+    if isinstance(config.get("beta_start"), float) and isinstance(config.get("beta_end"), float) \
+            and config["beta_end"] < config["beta_start"]:
+        raise CheckpointError(f"{path}: beta_end {config['beta_end']} is below beta_start {config['beta_start']}")
+    try:
+        with quiet_libraries():
+            return cls.from_config(config)
+    except Exception as exc:  # e.g. a beta_schedule diffusers does not implement
+        raise CheckpointError(f"{path}: {name} cannot be built from it ({one_line(exc)})") from None
 
 
 def load_text_encoder(folder: Path, dtype):
     from .text import load_text_encoder as load
 
-    _require(folder, "text_encoder", ("config.json",))
-    _require(folder, "text_encoder", ("model.safetensors", "model.safetensors.index.json"))
-    try:
-        return load(folder / "text_encoder", dtype)
-    except Exception as exc:
-        raise CheckpointError(f"{folder / 'text_encoder'}: cannot load the Phi text encoder: {exc}") from exc
+    return load(folder / "text_encoder", dtype)
 
 
 def load_tokenizer(folder: Path):
     from .text import load_tokenizer as load
 
-    _require(folder, "tokenizer", ("tokenizer.json", "vocab.json"))
-    try:
-        return load(folder / "tokenizer")
-    except Exception as exc:
-        raise CheckpointError(f"{folder / 'tokenizer'}: cannot load the tokenizer: {exc}") from exc
+    return load(folder / "tokenizer")
+
+
+def check_compatible(folder: Path, index: dict) -> None:
+    """The components fit together (from their configs alone, before any weights are read):
+    Phi's width is the transformer's text width, the VAE's latents are the transformer's."""
+    from .text import read_text_encoder_config
+
+    geo = checkpoint_geometry(folder)
+    vae = read_vae_config(folder, class_name(index, "vae"))
+    text = read_text_encoder_config(folder / "text_encoder")
+    problems = []
+    if text.hidden_size != geo.text_token_dim:
+        problems.append(f"text_encoder/config.json hidden_size {text.hidden_size} is not transformer/config.json "
+                        f"text_token_dim {geo.text_token_dim}")
+    if vae.get("latent_channels") != geo.latent_channels:
+        problems.append(f"vae/config.json latent_channels {vae.get('latent_channels')} are not "
+                        f"transformer/config.json image_dim {geo.latent_channels}")
+    channels = vae.get("block_out_channels") or []
+    stride = 2 ** (len(channels) - 1)
+    if channels and stride * geo.latent_size[0] != geo.pixel_size[0]:
+        problems.append(f"vae/config.json downsamples {stride}x, transformer/config.json image_stride is "
+                        f"{geo.pixel_size[0] // geo.latent_size[0]}")
+    if problems:
+        raise CheckpointError(f"{folder}: the components do not fit together: {'; '.join(problems)}")
+
+
+def check_tokenizer(folder: Path, tokenizer, text_encoder_config) -> None:
+    if len(tokenizer) > text_encoder_config.vocab_size:
+        raise CheckpointError(f"{folder}: the tokenizer has {len(tokenizer)} tokens, more than the text encoder's "
+                              f"vocab_size {text_encoder_config.vocab_size}")
+
+
+def load_components(folder: Path, dtype, timer=None) -> dict:
+    """Every component of a checkpoint, cheap checks and loads first, so that a broken file is
+    refused before the big weights are read. ``timer(name)`` wraps each component's load."""
+    from .text import read_text_encoder_config
+    from .timing import NullTimer
+
+    timer = timer or NullTimer()
+    index = read_model_index(folder)
+    check_compatible(folder, index)
+    parts = {}
+    with timer("tokenizer"):
+        parts["tokenizer"] = load_tokenizer(folder)
+        check_tokenizer(folder / "tokenizer", parts["tokenizer"], read_text_encoder_config(folder / "text_encoder"))
+    with timer("scheduler"):
+        parts["scheduler"] = load_scheduler(folder, class_name(index, "scheduler"))
+    with timer("transformer"):
+        parts["transformer"] = load_transformer(folder, dtype)
+    with timer("vae"):
+        parts["vae"] = load_vae(folder, class_name(index, "vae"), dtype)
+    with timer("text_encoder"):
+        parts["text_encoder"] = load_text_encoder(folder, dtype)
+    return parts
 
 
 def save_model_index(folder: Path, scheduler_name: str, vae_name: str) -> None:

@@ -23,6 +23,7 @@ import torch
 
 from . import hub, loading
 from .devices import device_scope
+from .arguments import check_call, check_latents, embedding_rows, prompt_lists
 from .errors import InputError
 from .progress import NullProgress, RichProgress
 from .sampling import Guidance, sample_video
@@ -30,9 +31,6 @@ from .sampling_fast import GraphCache
 from .schedulers import supports as tensor_form_exists
 from .text import encode_prompts
 from .timing import NullTimer
-
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-
 
 def vae_input(pixels: np.ndarray, vae) -> torch.Tensor:
     """uint8 (H, W, 3) or (F, H, W, 3) -> (1, 3, [F,] H, W) in [-1, 1] on the VAE's device and dtype."""
@@ -81,28 +79,26 @@ class NOVAPipeline:
                         local_files_only=False, timer=None, **_ignored) -> "NOVAPipeline":
         """A local folder in the official layout, or a Hub repo id (downloaded into the HF cache).
 
-        The ``.py`` files that Hub repos ship are never downloaded or executed. ``timer`` (a
-        :class:`~nova_core.timing.StageTimer`-like callable) receives each component's name while
-        it loads, so a caller can show and time the loading.
+        Nothing in the folder is ever executed: the ``.py`` files that Hub repos ship are never
+        downloaded or imported, remote code is refused, only safetensors are read, and every
+        component's weights must match its config exactly (see :mod:`nova_core.loading`).
+        ``trust_remote_code=True`` is refused rather than ignored.
+        ``timer`` (a :class:`~nova_core.timing.StageTimer`-like callable) receives each component's
+        name while it loads, so a caller can show and time the loading.
         """
+        if _ignored.get("trust_remote_code"):
+            raise InputError("trust_remote_code=True: nova never runs code from a checkpoint; every component"
+                             " is built from nova's own classes")
+        if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+            raise InputError(f"torch_dtype must be a torch.dtype such as torch.float16, got {torch_dtype!r}")
+        if torch_dtype is not None and not torch_dtype.is_floating_point:
+            raise InputError(f"torch_dtype must be a floating-point dtype, got {torch_dtype}")
         dtype = torch_dtype or torch.float32
         timer = timer or NullTimer()
         found = hub.resolve(path_or_repo_id, revision=revision, cache_dir=cache_dir,
                             local_files_only=local_files_only)
-        folder = found.folder
-        index = loading.read_model_index(folder)
-        with timer("transformer"):
-            transformer = loading.load_transformer(folder, dtype)
-        with timer("scheduler"):
-            scheduler = loading.load_scheduler(folder, loading.class_name(index, "scheduler"))
-        with timer("vae"):
-            vae = loading.load_vae(folder, loading.class_name(index, "vae"), dtype)
-        with timer("text_encoder"):
-            text_encoder = loading.load_text_encoder(folder, dtype)
-        with timer("tokenizer"):
-            tokenizer = loading.load_tokenizer(folder)
-        return cls(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
-                   tokenizer=tokenizer, name_or_path=found.name, revision=found.revision)
+        return cls(**loading.load_components(found.folder, dtype, timer), name_or_path=found.name,
+                   revision=found.revision)
 
     def save_pretrained(self, folder) -> None:
         """Write the official folder layout (loadable by this class and by diffnext's shims)."""
@@ -177,10 +173,7 @@ class NOVAPipeline:
         and later calls with the same shapes, steps, schedule and guidance replay them; ``timer``
         (:class:`~nova_core.timing.StageTimer`) collects per-stage times.
         """
-        self._check_call(num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
-                         guidance_trunc, guidance_renorm, image_guidance_scale,
-                         spatiotemporal_guidance_scale, flow_shift, motion_flow,
-                         num_images_per_prompt, output_type, image, latents)
+        check_call(self, dict(locals()))  # every argument, before any work
         guidance = Guidance(float(guidance_scale), float(guidance_trunc), float(guidance_renorm))
         scheduler = self._fresh_scheduler(flow_shift)
 
@@ -270,26 +263,16 @@ class NOVAPipeline:
                              else embed.pad(rows[:, :0], [0] * rows.size(0)))
                 rows = torch.cat([rows, negatives])
             return rows.repeat_interleave(num_images_per_prompt, dim=0)
-        prompts = [prompt] if isinstance(prompt, str) else prompt
-        if not prompts or not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
-            raise InputError("prompt must be a string or a non-empty list of strings")
-        if negative_prompt is None or isinstance(negative_prompt, str):
-            negatives = [negative_prompt or ""] * len(prompts)
-        else:
-            negatives = list(negative_prompt)
-            if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
-                raise InputError(f"negative_prompt: expected a string or {len(prompts)} strings, one per prompt")
-        texts = list(prompts) + (negatives if do_guidance else [])
+        prompts, negatives = prompt_lists(prompt, negative_prompt)
+        texts = prompts + (negatives if do_guidance else [])
         hidden, lengths = encode_prompts(self.tokenizer, self.text_encoder, texts, embed.num_tokens)
         rows = embed.pad(hidden.to(self.device), lengths)
         return rows.repeat_interleave(num_images_per_prompt, dim=0)
 
     def _pad_embeds(self, embeds) -> torch.Tensor:
         embed = self.transformer.text_embed
-        items = list(embeds) if isinstance(embeds, (list, tuple)) else list(torch.as_tensor(embeds))
         dim = embed.weight.size(1)
-        if not items or any(torch.as_tensor(e).dim() != 2 or torch.as_tensor(e).size(-1) != dim for e in items):
-            raise InputError(f"prompt embeddings must be (length, {dim}) tensors")
+        items = embedding_rows("prompt embeddings", embeds, dim)
         hidden = torch.zeros(len(items), embed.num_tokens, dim, device=self.device)
         lengths = []
         for i, e in enumerate(items):
@@ -368,42 +351,6 @@ class NOVAPipeline:
             scheduler.set_shift(float(flow_shift))
         return scheduler
 
-    def _check_call(self, num_inference_steps, num_diffusion_steps, max_latent_length, guidance_scale,
-                    guidance_trunc, guidance_renorm, image_guidance_scale, spatiotemporal_guidance_scale,
-                    flow_shift, motion_flow, num_images_per_prompt, output_type, image, latents):
-        def integer(name, value, low=1):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-
-        integer("num_inference_steps", num_inference_steps)
-        integer("num_diffusion_steps", num_diffusion_steps)
-        integer("max_latent_length", max_latent_length)
-        integer("num_images_per_prompt", num_images_per_prompt)
-        numbers = [("guidance_scale", guidance_scale), ("guidance_trunc", guidance_trunc),
-                   ("guidance_renorm", guidance_renorm)]
-        if self.transformer.motion_embed is not None:
-            numbers.append(("motion_flow", motion_flow))
-        for name, value in numbers:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-                raise InputError(f"{name} must be a finite number, got {value!r}")
-        if guidance_trunc < 0 or guidance_renorm < 0:
-            raise InputError("guidance_trunc and guidance_renorm must be >= 0")
-        if image_guidance_scale or spatiotemporal_guidance_scale:
-            raise InputError("image_guidance_scale / spatiotemporal_guidance_scale (a third guidance pass)"
-                             " are not supported; leave them at 0")
-        if output_type not in OUTPUT_TYPES:
-            raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
-        if flow_shift is not None:
-            if not hasattr(self.scheduler, "set_shift"):
-                raise InputError(f"flow_shift applies to flow-matching checkpoints; this one uses "
-                                 f"{type(self.scheduler).__name__}")
-            if not isinstance(flow_shift, (int, float)) or not flow_shift > 0:
-                raise InputError(f"flow_shift must be a number > 0, got {flow_shift!r}")
-        if max_latent_length > 1 and not self.is_video_model:
-            raise InputError("this is an image checkpoint (2D VAE): max_latent_length must be 1")
-        if image is not None and latents is not None:
-            raise InputError("pass either image or latents, not both")
-
     def _image_array(self, image) -> np.ndarray:
         if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
             image = np.asarray(image.convert("RGB"))
@@ -423,21 +370,4 @@ class NOVAPipeline:
         """Validate pre-filled latents -> (1 or B, C, K, h, w) float32, or None."""
         if latents is None:
             return None
-        geo = self.transformer.geometry
-        if isinstance(latents, (list, tuple)):
-            if not latents or any(not isinstance(x, torch.Tensor) or x.dim() != 4 for x in latents):
-                raise InputError("latents: a list must hold (B, C, h, w) tensors, one per frame")
-            try:
-                latents = torch.stack(list(latents), dim=2)
-            except RuntimeError as exc:
-                raise InputError(f"latents: the frames of the list differ in shape ({exc})") from None
-        if not isinstance(latents, torch.Tensor) or latents.dim() not in (4, 5):
-            raise InputError("latents must be a (B, C, K, h, w) or (B, C, h, w) tensor or a list of frames")
-        latents = latents.unsqueeze(2) if latents.dim() == 4 else latents
-        b, c, k, h, w = latents.shape
-        expected = f"(1 or {batch}, {geo.latent_channels}, K, {geo.latent_size[0]}, {geo.latent_size[1]})"
-        if c != geo.latent_channels or (h, w) != geo.latent_size or b not in (1, batch) or k < 1:
-            raise InputError(f"latents have shape {tuple(latents.shape)}, expected {expected}")
-        if k > num_frames:
-            raise InputError(f"latents pre-fill {k} frames but max_latent_length is {num_frames}")
-        return latents.float()
+        return check_latents(latents, batch, num_frames, self.transformer.geometry)

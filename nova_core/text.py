@@ -8,33 +8,127 @@ transformer fills the rest with its learned padding rows (``TextEmbed.pad``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+from . import weights
+from .config_files import Bound, check_bounds, one_line, read_json, refuse_code
+from .errors import CheckpointError
+from .quiet import quiet_libraries
+
+
+# Tokenizer classes a checkpoint may name, and the class that loads them: all read tokenizer.json
+# (or vocab.json + merges.txt) only. Anything else would be a class nova does not know.
+TOKENIZER_CLASSES = {
+    "CodeGenTokenizer": "CodeGenTokenizerFast", "CodeGenTokenizerFast": "CodeGenTokenizerFast",
+    "GPT2Tokenizer": "GPT2TokenizerFast", "GPT2TokenizerFast": "GPT2TokenizerFast",
+    "PreTrainedTokenizerFast": "PreTrainedTokenizerFast",
+}
+# Every JSON file a tokenizer load may read (transformers looks at a config.json beside it for the
+# tokenizer class when tokenizer_config.json names none).
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                  "config.json")
+TEXT_ENCODER_ARCHITECTURES = ("PhiEncoderModel", "PhiModel", "PhiForCausalLM")
+PHI_BOUNDS = {
+    "hidden_size": Bound(1, 16384), "intermediate_size": Bound(1, 131072), "num_hidden_layers": Bound(1, 256),
+    "num_attention_heads": Bound(1, 1024), "num_key_value_heads": Bound(1, 1024),
+    "vocab_size": Bound(1, 1_000_000), "max_position_embeddings": Bound(1, 1_000_000),
+    "partial_rotary_factor": Bound(0, 1, integer=False, above=True),
+    "rope_theta": Bound(0, 1e12, integer=False, above=True),
+    "layer_norm_eps": Bound(0, 1, integer=False, above=True),
+}
 
 
 def load_tokenizer(folder):
-    from transformers import AutoTokenizer
+    """The tokenizer of ``folder`` through a fixed class: never ``AutoTokenizer``, which follows a
+    config's ``auto_map`` to a ``.py`` file beside it (and asks on stdin whether to run it)."""
+    import transformers
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    folder = Path(folder)
+    config = {}
+    for name in TOKENIZER_JSON:  # every JSON file the tokenizer reads is checked first
+        if (folder / name).is_file():
+            data = read_json(folder / name)
+            refuse_code(folder / name, data, "tokenizer")
+            config = data if name == "tokenizer_config.json" else config
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        raise CheckpointError(f"{folder}: the tokenizer component has no tokenizer.json or vocab.json")
+    name = config.get("tokenizer_class") or "CodeGenTokenizer"
+    if name not in TOKENIZER_CLASSES:
+        raise CheckpointError(f"{folder / 'tokenizer_config.json'}: tokenizer_class {name!r} is not one nova "
+                              f"loads ({', '.join(sorted(TOKENIZER_CLASSES))}); refused")
+    cls = getattr(transformers, TOKENIZER_CLASSES[name])
+    try:
+        with quiet_libraries():
+            tokenizer = cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except Exception as exc:  # tokenizers/transformers raise many types for broken files
+        main = "tokenizer.json" if (folder / "tokenizer.json").is_file() else "vocab.json"
+        raise CheckpointError(f"{folder / main}: cannot load the tokenizer ({one_line(exc)})") from None
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise CheckpointError(f"{folder}: the tokenizer has neither a pad nor an eos token to pad prompts with")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
+def read_text_encoder_config(folder):
+    """``text_encoder/config.json`` checked and turned into a PhiConfig (Phi-2 is NOVA's encoder)."""
+    from transformers import PhiConfig
+
+    path = Path(folder) / "config.json"
+    config = read_json(path)
+    refuse_code(path, config, "text encoder")
+    if config.get("model_type") != "phi":
+        raise CheckpointError(f"{path}: model_type must be 'phi' (NOVA encodes prompts with Phi-2), "
+                              f"got {config.get('model_type')!r}")
+    architectures = config.get("architectures") or ["PhiEncoderModel"]
+    if not isinstance(architectures, list) or any(a not in TEXT_ENCODER_ARCHITECTURES for a in architectures):
+        raise CheckpointError(f"{path}: architectures {architectures!r} names a class nova does not build "
+                              f"(it builds {', '.join(TEXT_ENCODER_ARCHITECTURES)}); refused")
+    check_bounds(path, config, PHI_BOUNDS, required=("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                     "vocab_size"))
+    if config["hidden_size"] % config["num_attention_heads"]:
+        raise CheckpointError(f"{path}: hidden_size {config['hidden_size']} is not a multiple of "
+                              f"num_attention_heads {config['num_attention_heads']}")
+    try:
+        with quiet_libraries():
+            return PhiConfig.from_dict(config)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a usable Phi config ({one_line(exc)})") from None
+
+
+def text_encoder_shapes(config, config_file) -> tuple[dict, set]:
+    """The official layout's tensors (PhiForCausalLM: ``model.``-prefixed, plus the LM head, which
+    nova never uses and so may be absent)."""
+    from transformers import PhiForCausalLM
+
+    expected = weights.meta_shapes(lambda: PhiForCausalLM(config), config_file, "text encoder")
+    return expected, {k for k in expected if k.startswith("lm_head.")}
+
+
 def load_text_encoder(folder, dtype):
-    """Phi's decoder stack only (``PhiModel``): NOVA never uses the LM head, so it is not loaded."""
+    """Phi's decoder stack only (``PhiModel``): NOVA never uses the LM head, so it is not loaded.
+
+    The files hold the official ``PhiForCausalLM`` layout (``model.``-prefixed, with the LM head,
+    which may be absent); they must match the config exactly (:mod:`nova_core.weights`).
+    """
     import transformers
     from transformers import PhiModel
 
+    folder = Path(folder)
+    config = read_text_encoder_config(folder)
+    files = weights.weight_files(folder, "text encoder", "model")
+    expected, optional = text_encoder_shapes(config, folder / "config.json")
+    weights.check_match("text encoder", folder, expected, weights.file_shapes(files), optional)
     key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the skipped lm_head is expected, not news
-    transformers.logging.disable_progress_bar()
     try:
-        model = PhiModel.from_pretrained(str(folder), **{key: dtype})
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        transformers.logging.enable_progress_bar()
+        with quiet_libraries():
+            model = PhiModel.from_pretrained(str(folder), config=config, use_safetensors=True,
+                                             trust_remote_code=False, local_files_only=True, **{key: dtype})
+    except Exception as exc:
+        raise CheckpointError(f"{folder}: cannot load the Phi text encoder ({one_line(exc)})") from None
     return model.eval().requires_grad_(False)
 
 

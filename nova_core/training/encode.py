@@ -6,8 +6,6 @@ the transformer's config gives the frame size and text length.
 
 from __future__ import annotations
 
-import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,15 +13,8 @@ import numpy as np
 import torch
 
 from .. import loading
-from ..config import Geometry, geometry
-
-
-def checkpoint_geometry(folder: Path) -> Geometry:
-    """The transformer's geometry from its config alone (no weights loaded)."""
-    config = json.loads((folder / "transformer" / "config.json").read_text())
-    names = inspect.signature(geometry).parameters
-    defaults = {"rotary_pos_embed": False, "video_mixer_rank": None}
-    return geometry(**{**defaults, **{k: v for k, v in config.items() if k in names}})
+from ..config import Geometry
+from ..loading import checkpoint_geometry
 
 
 def cache_header(name: str, vae_class: str, vae_config: dict, geo: Geometry, settings: dict) -> dict:
@@ -43,7 +34,7 @@ def cache_header(name: str, vae_class: str, vae_config: dict, geo: Geometry, set
 def checkpoint_header(name: str, folder: Path, settings: dict) -> dict:
     """:func:`cache_header` from a checkpoint folder's config files alone."""
     vae_class = loading.class_name(loading.read_model_index(folder), "vae")
-    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    vae_config = loading.read_vae_config(folder, vae_class)
     return cache_header(name, vae_class, vae_config, checkpoint_geometry(folder), settings)
 
 

@@ -96,7 +96,7 @@ class Trainer:
             return model
         if not self.cfg.model.scratch:
             return loading.load_transformer(source, torch.float32)
-        config = json.loads((source / "transformer" / "config.json").read_text())
+        config = loading.read_config(source / "transformer" / "config.json", "transformer")
         unknown = set(self.cfg.model.transformer) - set(NOVATransformer3DModel.extract_init_dict(config)[0])
         if unknown:
             raise ConfigError(f"model.transformer: unknown transformer setting(s) {', '.join(sorted(unknown))}")
@@ -112,7 +112,7 @@ class Trainer:
         from .encode import cache_header
 
         geo, have = self.transformer.geometry, self.cache.header["checkpoint"]
-        vae_config = json.loads((self.components / "vae" / "config.json").read_text())
+        vae_config = loading.read_vae_config(self.components, loading.class_name(index, "vae"))
         want = cache_header("", loading.class_name(index, "vae"), vae_config, geo, {})["checkpoint"]
         keys = ["vae", "scaling_factor", "shift_factor", "latent_channels", "latent_size"]
         keys += ["text_token_dim"] if self.cache.has_text else []

@@ -25,6 +25,7 @@ class FlopSections:
         self.flops[name] += counter.get_total_flops()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path, frames, guidance", [(TINY_T2V, 3, 5.0), (TINY_T2V, 2, 1.0), (TINY_T2I, 1, 5.0)])
 def test_stage_flops(path, frames, guidance):
     pipe = NOVAPipeline.from_pretrained(str(path))

@@ -10,13 +10,7 @@ import torch
 from nova_core import NOVAPipeline
 from nova_core.errors import CheckpointError, ModelNotAvailableError
 from tests.conftest import TINY_T2I, TINY_T2V
-
-
-def copy_checkpoint(src, dst):
-    shutil.copytree(src, dst)
-    for path in dst.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return dst
+from tests.nova_core.checkpoints import copy_checkpoint
 
 
 def test_never_imports_or_needs_the_hub_shims(tmp_path):
@@ -91,3 +85,20 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path):
     out = pipe("a red car", num_inference_steps=2, num_diffusion_steps=2, output_type="latent",
                generator=torch.Generator().manual_seed(0), disable_progress_bar=True)
     assert out.frames.shape == (1, 4, 1, 8, 8)
+
+
+@pytest.mark.slow
+def test_loading_says_nothing_on_stderr_even_with_every_warning_on():
+    """torch/diffusers/transformers warnings while loading are muted (``-W default`` shows all)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = ("import torch\nfrom nova_core import NOVAPipeline\n"
+              f"NOVAPipeline.from_pretrained({str(TINY_T2I)!r})\n"
+              f"NOVAPipeline.from_pretrained({str(TINY_T2V)!r}, torch_dtype=torch.float16)\n")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+                                                      "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr

@@ -67,3 +67,32 @@ def test_text_encoder_config_builds_phi_with_the_checkpoint_keys(repo):
     expected = {k[len("model."):]: v for k, v in manifest["tensors"].items() if k.startswith("model.")}
     assert _shapes(phi) == expected
     assert set(manifest["tensors"]) - {f"model.{k}" for k in expected} == {"lm_head.weight", "lm_head.bias"}
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_the_loading_checks_accept_every_released_checkpoint(repo, tmp_path):
+    """The released configs pass every config check, and nova's strict weight check (the one run
+    before loading) accepts their exact tensor lists: strictness never refuses a real checkpoint."""
+    from nova_core import loading
+    from nova_core.text import read_text_encoder_config, text_encoder_shapes
+    from nova_core.transformer import NOVATransformer3DModel
+    from nova_core.weights import check_match, meta_shapes
+
+    video = "osp" in repo
+    for part in ("transformer", "vae", "text_encoder"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "config.json").write_text(json.dumps(_manifest(repo, part)["config"]))
+    loading.checkpoint_geometry(tmp_path)
+    config = loading.read_model_config(tmp_path, "transformer", NOVATransformer3DModel)
+    expected = meta_shapes(lambda: NOVATransformer3DModel.from_config(config), tmp_path, "transformer")
+    check_match("transformer", tmp_path, expected, _manifest(repo, "transformer")["tensors"])
+
+    vae_name = "AutoencoderKLOpenSora" if video else "AutoencoderKL"
+    vae_config = loading.read_vae_config(tmp_path, vae_name)
+    vae_cls = loading.vae_class(tmp_path, vae_name)
+    expected = meta_shapes(lambda: vae_cls.from_config(vae_config), tmp_path, "vae")
+    check_match("vae", tmp_path, expected, _manifest(repo, "vae")["tensors"])
+
+    phi = read_text_encoder_config(tmp_path / "text_encoder")
+    expected, optional = text_encoder_shapes(phi, tmp_path)
+    check_match("text encoder", tmp_path, expected, _manifest(repo, "text_encoder")["tensors"], optional)

@@ -7,19 +7,9 @@ import torch
 
 from nova_core import NOVAPipeline
 from nova_core.errors import InputError
-from tests.conftest import TINY_T2I, TINY_T2V
+from tests.conftest import TINY_T2V
 
 FAST = dict(num_inference_steps=3, num_diffusion_steps=2, output_type="latent", disable_progress_bar=True)
-
-
-@pytest.fixture(scope="module")
-def t2v():
-    return NOVAPipeline.from_pretrained(str(TINY_T2V))
-
-
-@pytest.fixture(scope="module")
-def t2i():
-    return NOVAPipeline.from_pretrained(str(TINY_T2I))
 
 
 def gen(seed=0):
@@ -35,6 +25,7 @@ def test_flow_shift_does_not_outlive_the_call(t2i):
     assert t2i.scheduler.config.shift == 1.0
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_prompt_matters(t2v):
     a = t2v("fireworks over the city", max_latent_length=2, generator=gen(3), **FAST).frames
     b = t2v("fireworks over the city", max_latent_length=2, generator=gen(3), **FAST).frames
@@ -42,6 +33,7 @@ def test_same_seed_same_numbers_and_prompt_matters(t2v):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.slow
 def test_prompt_lists_negatives_and_images_per_prompt(t2v):
     out = t2v(["a dog", "a cat"], negative_prompt=["blurry", "dark"], num_images_per_prompt=2,
               max_latent_length=2, generator=gen(), **FAST).frames
@@ -49,6 +41,7 @@ def test_prompt_lists_negatives_and_images_per_prompt(t2v):
     assert not torch.equal(out[0], out[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting", [dict(guidance_scale=1), dict(guidance_trunc=600), dict(guidance_renorm=0.5)])
 def test_guidance_settings_change_the_result(t2v, setting):
     base = t2v("a dog", max_latent_length=2, generator=gen(), **FAST).frames
@@ -68,6 +61,7 @@ def test_one_prefilled_frame_is_the_reference_i2v(t2v):
     assert torch.equal(via_image[:, :, 0], z)
 
 
+@pytest.mark.slow
 def test_multi_frame_prefill_feeds_every_frame_to_the_temporal_encoder(t2v):
     clip = t2v("waves", max_latent_length=3, generator=gen(1), **FAST).frames
     extended = t2v("waves", latents=clip[:, :, :2], max_latent_length=4, generator=gen(2), **FAST).frames
@@ -120,6 +114,7 @@ def test_image_checkpoint_refuses_video_lengths(t2i):
         t2i("a car", max_latent_length=2, **FAST)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_runs_on_the_cpu_close_to_float32(t2v, dtype):
     pipe = NOVAPipeline.from_pretrained(str(TINY_T2V), torch_dtype=dtype)
@@ -133,6 +128,7 @@ def test_half_precision_runs_on_the_cpu_close_to_float32(t2v, dtype):
     assert (out.float() - ref).abs().mean() < 0.1
 
 
+@pytest.mark.slow
 def test_save_pretrained_round_trip(t2v, tmp_path):
     t2v.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
@@ -156,6 +152,7 @@ def test_transformer_loads_hub_style_and_save_pretrained_configs(tmp_path):
         assert torch.equal(a, b), k
 
 
+@pytest.mark.slow
 def test_encode_video_prefills_like_encode_image(t2v):
     """A 1-frame clip encodes exactly as the image; 1 + 4k frames give 1 + k latent frames."""
     clip = np.random.default_rng(1).integers(0, 256, (9, 64, 96, 3), dtype=np.uint8)

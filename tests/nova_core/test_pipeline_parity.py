@@ -38,6 +38,7 @@ def assert_close(actual, expected):
     torch.testing.assert_close(actual, expected.float(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [None, False], ids=["default", "plain"])
 @pytest.mark.parametrize("case", ["t2i", "t2v", "i2v"])
 def test_latents(case, fast):
@@ -47,6 +48,7 @@ def test_latents(case, fast):
     assert_close(out.frames, ref["latents"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["t2i", "t2v", "i2v"])
 def test_decoded(case):
     out, ref, _ = run(case, "pt")
@@ -55,6 +57,7 @@ def test_decoded(case):
     assert_close(decoded, ref["decoded"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["t2i", "t2v", "i2v"])
 def test_pixels(case):
     out, ref, _ = run(case, "np")
@@ -66,6 +69,7 @@ def test_pixels(case):
     assert (diff > 0).mean() < 1e-3
 
 
+@pytest.mark.slow
 def test_i2v_frame0_is_the_encoded_input_image():
     out, ref, _ = run("i2v", "latent")
     assert torch.equal(ref["input_image"], torch.from_numpy(np.array(Image.open(CASES / "i2v_input.png").convert("RGB"))))
@@ -93,6 +97,7 @@ def test_token_order_schedule_and_timesteps(case):
         assert torch.equal(scheduler.sigmas, ref["scheduler_sigmas"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["t2i", "t2v", "i2v"])
 def test_output_types_pil(case):
     out, ref, _ = run(case, "pil")

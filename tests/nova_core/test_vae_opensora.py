@@ -62,6 +62,7 @@ def test_posterior_sample_matches_reference(vae, case):
     assert_close(sample * vae.config.scaling_factor, case["osp.scaled_sample_image_seed0"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["image", "video3", "video9"])
 def test_decode_matches_reference(vae, case, name):
     assert_close(decode(vae, case[f"osp.z_{name}"]), case[f"osp.decoded_{name}"])
@@ -99,6 +100,7 @@ def test_hub_config_without_diffusers_version_loads():
     assert model.temporal_compression_ratio == 4
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(vae, case, tmp_path):
     vae.save_pretrained(tmp_path)
     loaded = AutoencoderKLOpenSora.from_pretrained(tmp_path).eval()
@@ -128,6 +130,7 @@ def test_window_constants():
     assert (ENCODE_WINDOW_FRAMES, DECODE_WINDOW_LATENTS) == (17, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_latents", range(1, 11))
 def test_decode_length(vae, latents10, num_latents):
     frames = decode(vae, latents10[:, :, :num_latents])
@@ -140,6 +143,7 @@ def test_short_decode_is_one_pass(vae, latents10, num_latents):
     assert torch.equal(decode(vae, z), single_pass_decode(vae, z))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_latents", [6, 7, 8, 10])
 def test_decode_extra_window(vae, latents10, num_latents):
     """The reference's frames stay as they are; the rest come from a window ending at the end."""
@@ -152,6 +156,7 @@ def test_decode_extra_window(vae, latents10, num_latents):
     assert torch.equal(frames[:, :, reference_frames:], tail[:, :, reference_frames - frames.shape[2] :])
 
 
+@pytest.mark.slow
 def test_decode_nine_latents_uses_reference_windows(vae, case):
     z = case["osp.z_video9"]
     first, second = single_pass_decode(vae, z[:, :, :5]), single_pass_decode(vae, z[:, :, 4:9])
@@ -185,6 +190,7 @@ def test_encode_length_and_windows(vae, case, num_frames):
 HALF_TOLERANCE = {torch.float16: (1e-2, 5e-2), torch.bfloat16: (5e-2, 2.5e-1)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_half_precision_close_to_float32(case, dtype):
     model = AutoencoderKLOpenSora.from_pretrained(TINY_T2V / "vae", torch_dtype=dtype).eval()

@@ -40,6 +40,7 @@ def overfit(t2v_cache, tmp_path_factory):
     return trainer, folder, before, after, [unseen.evaluate(step)["loss"] for step in range(3)]
 
 
+@pytest.mark.slow
 def test_overfitting_four_clips_halves_the_loss(overfit):
     trainer, _, before, after, unseen = overfit
     assert max(after) < 0.5 * min(before), (before, after)
@@ -67,6 +68,7 @@ def run(config):
     return Trainer(config, NullDisplay()).run()
 
 
+@pytest.mark.slow
 def test_stop_and_resume_equals_one_uninterrupted_run(t2v_cache, tmp_path):
     settings = {"train.steps": 6, "train.grad_accum": 2, "optim.warmup_steps": 3, "optim.schedule": "cosine",
                 "ema.decay": 0.9, "log.save_every": 2, "log.keep_last": 2}
@@ -86,6 +88,7 @@ def test_stop_and_resume_equals_one_uninterrupted_run(t2v_cache, tmp_path):
     assert state["step"] == 6 and state["batch_size"] == 4
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_step_and_the_run_continues(t2v_cache, tmp_path):
     class InterruptAtStep2(NullDisplay):
         def advance(self, step):
