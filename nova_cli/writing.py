@@ -253,16 +253,16 @@ def remove_stale_temps_of(outputs) -> list[str]:
 def check_targets(paths, *, overwrite: bool, unique: bool) -> None:
     """Before any heavy work: every output and its sidecar can be written where it is planned.
 
-    A folder in the way is always an error; an existing sidecar of an explicitly named output too,
-    unless ``--overwrite`` (``unique``: a command line, where nothing is replaced silently; batch
-    decides about its existing outputs itself).
+    On a command line (``unique``) a folder in the way is always an error, and an existing sidecar
+    of an explicitly named output too, unless ``--overwrite``. Batch (not ``unique``) decides about
+    its existing outputs and folders itself, after naming its jobs (``batch._refuse_folders``).
     """
     for path in paths:
         side = sidecar_path(path)
         if len(side.name.encode()) > _name_max(path.parent):
             raise UsageError(f"{path.name}: the name is too long for the file system (with its sidecar's .json):"
                              " choose a shorter --out")
-        for target, what in ((path, "the output"), (side, "its sidecar")):
+        for target, what in ((path, "the output"), (side, "its sidecar")) if unique else ():
             if target.is_dir():
                 raise UsageError(f"{target} is a folder, where {what} would be written: choose another --out")
         if unique and not overwrite and side.exists() and not path.exists():
