@@ -15,8 +15,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 def bench(
     config: str = typer.Option("video", "--config", "-c",
-                               help="Released repo id or alias (video, image, osp480, sd512, sdxl1024-w768/"
-                                    "w1024/w1536) or tiny-t2v / tiny-t2i (CPU-sized)."),
+                               help="Released repo id or alias (video, image, osp480, sd512, sdxl1024-w768, "
+                                    "sdxl1024-w1024, sdxl1024-w1536) or tiny-t2v / tiny-t2i (CPU-sized)."),
     device: str = typer.Option(None, "--device", help="cuda, cuda:N or cpu (default: cuda if available; a "
                                                       "full-size config on the CPU needs --device cpu)."),
     dtype: str = typer.Option(None, "--dtype", help="float16 / bfloat16 / float32 (default: float16 on "

@@ -76,8 +76,6 @@ def test_help_fits_80_columns_without_cutting_an_option(nova, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     _, commands = every_command()
     for name, command in commands.items():
-        if name == "bench":  # its options are being reworked with `nova bench` itself (issue 10, section 4)
-            continue
         text = nova(name, "--help").out
         assert "…" not in text, name
         assert max(map(len, text.splitlines())) <= 80, name
