@@ -34,7 +34,7 @@ class VAETrainSettings:
 
 def to_pixels(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> (3, T, H, W) float32 in [-1, 1]."""
-    return (torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)
+    return (torch.from_numpy(np.array(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)
 
 
 def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float) -> tuple[torch.Tensor, dict]:
