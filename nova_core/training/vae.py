@@ -23,6 +23,7 @@ class VAETrainSettings:
     steps: int = 2000
     batch_size: int = 4  # samples per optimizer step (gradients accumulated one by one)
     clip_frames: int = 9  # frames of the window cut from a clip (1 + 4k: whole latent frames)
+    crop: list | None = None  # [h, w] random crop of every sample (the VAE is convolutional), None: whole
     lr: float = 1e-3
     warmup_steps: int = 50
     kl_weight: float = 1e-4  # per latent element, against the per-pixel reconstruction loss
@@ -47,12 +48,20 @@ def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float) -> tu
     return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
 
 
-def window(frames: np.ndarray, length: int, gen: torch.Generator) -> np.ndarray:
-    """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image)."""
-    if len(frames) <= length:
-        return frames
-    start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
-    return frames[start : start + length]
+def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None) -> np.ndarray:
+    """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image),
+    cut to a random ``crop`` = [h, w] of the frame when given."""
+    if len(frames) > length:
+        start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
+        frames = frames[start : start + length]
+    if crop is not None:
+        (height, width), (h, w) = frames.shape[1:3], crop
+        if h > height or w > width:
+            raise ValueError(f"crop {list(crop)} is larger than the {height}x{width} frames")
+        top = int(torch.randint(height - h + 1, (), generator=gen))
+        left = int(torch.randint(width - w + 1, (), generator=gen))
+        frames = frames[:, top : top + h, left : left + w]
+    return frames
 
 
 def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None) -> list[dict]:
@@ -76,7 +85,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
         for position, index in enumerate(picks):
             gen = generator(s.seed, step, position + 1)
-            x = to_pixels(window(items[index], s.clip_frames, gen))[None]
+            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop))[None]
             loss, parts = vae_loss(vae, x, gen, s.kl_weight)
             (loss / s.batch_size).backward()
             totals["loss"] += loss.item() / s.batch_size

@@ -42,13 +42,13 @@ def test_loss_decreases_on_a_few_clips():
 def test_same_settings_same_weights():
     data = items()[:1]
     a, b = small_vae(), small_vae()
-    settings = VAETrainSettings(steps=2, batch_size=1, clip_frames=5)
+    settings = VAETrainSettings(steps=2, batch_size=1, clip_frames=5, crop=[16, 24])
     train_vae(a, data, settings)
     train_vae(b, data, settings)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
     c = small_vae()
-    train_vae(c, data, VAETrainSettings(steps=2, batch_size=1, clip_frames=5, seed=1))
+    train_vae(c, data, VAETrainSettings(steps=2, batch_size=1, clip_frames=5, crop=[16, 24], seed=1))
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
 
 
@@ -56,6 +56,9 @@ def test_kl_is_zero_for_the_prior_and_windows_are_whole():
     gen = torch.Generator().manual_seed(0)
     clip = np.zeros((33, 8, 8, 3), np.uint8)
     assert len(window(clip, 9, gen)) == 9 and len(window(clip[:1], 9, gen)) == 1
+    assert window(clip, 5, gen, [4, 6]).shape == (5, 4, 6, 3)
+    with pytest.raises(ValueError, match="larger"):
+        window(clip, 5, gen, [16, 6])
     vae = small_vae()
     _, parts = vae_loss(vae, torch.zeros(1, 3, 5, 32, 48), gen, 1.0)
     assert parts["kl"] >= 0
