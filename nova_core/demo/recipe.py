@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NovaError
 from ..training.vae import VAETrainSettings
 from .components import ComponentSettings
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130  # as the nova command's exit codes
 
 
 @dataclass
@@ -180,9 +181,12 @@ def main(argv=None) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     try:
         folder = build(args.outdir, settings, say=lambda text: print(text, file=sys.stderr, flush=True))
-    except RecipeError as exc:
+    except (RecipeError, NovaError, FloatingPointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.outdir} is incomplete; remove it and run the command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(folder)
     return 0
 
