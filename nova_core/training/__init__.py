@@ -10,4 +10,5 @@
 ``checkpoint``   official folder layout + resume state
 ``config``       the TOML settings
 ``trainer``      the loop
+``vae``          training a VAE from scratch (reconstruction + KL), for the demo checkpoint
 """

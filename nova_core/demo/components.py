@@ -1,0 +1,131 @@
+"""The demo checkpoint's parts in the official video layout (like ``BAAI/nova-d48w1024-osp480``),
+at a size that trains on a CPU: a causal 3D VAE (4x time, 8x space), a Phi text encoder with a
+word-level tokenizer over the caption vocabulary (random and frozen, as NOVA keeps Phi frozen),
+a DDPM scheduler and a transformer config for 80x128 frames.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import loading
+from .scenes import BACKGROUNDS, COLOURS, DIRECTIONS, FRAME_SIZE, SHAPES, caption
+
+EOS, UNK = "<|endoftext|>", "<|unk|>"
+
+
+@dataclass
+class ComponentSettings:
+    """Sizes of every part; the recipe records them in the shipped files."""
+
+    vae_channels: list = field(default_factory=lambda: [16, 16, 32, 32])
+    vae_groups: int = 16
+    latent_channels: int = 4
+    text_width: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    text_len: int = 16  # tokens per caption (a grammar caption has 9)
+    arch: list = field(default_factory=lambda: ["vit_d2w128", "vit_d4w128", "mlp_d2w128"])
+    mixer_rank: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def vocabulary() -> list[str]:
+    """Every word the grammar can produce, in a fixed order, after the two special tokens."""
+    words = [EOS, UNK]
+    for word in caption("x", "x", "x", "x").split() + list(COLOURS) + list(BACKGROUNDS) + list(SHAPES) + list(DIRECTIONS):
+        if word != "x" and word not in words:
+            words.append(word)
+    return words
+
+
+def save_tokenizer(folder: Path, max_length: int) -> None:
+    """A lower-casing word-level tokenizer (``tokenizer.json``) that ``AutoTokenizer`` loads as a
+    ``PreTrainedTokenizerFast``; unknown words map to ``<|unk|>``, padding is ``<|endoftext|>`` as in Phi."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocabulary())}, unk_token=UNK))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOS, "eos_token": EOS,
+              "pad_token": EOS, "unk_token": UNK, "model_max_length": max_length}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def text_encoder(settings: ComponentSettings, seed: int):
+    """A randomly initialised Phi decoder stack (``PhiModel``), seeded; it is never trained."""
+    from transformers import PhiConfig, PhiModel
+
+    config = PhiConfig(
+        vocab_size=len(vocabulary()), hidden_size=settings.text_width, intermediate_size=4 * settings.text_width,
+        num_hidden_layers=settings.text_layers, num_attention_heads=settings.text_heads,
+        max_position_embeddings=settings.text_len, partial_rotary_factor=0.5,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PhiModel(config).eval().requires_grad_(False)
+
+
+def vae(settings: ComponentSettings, seed: int, scaling_factor: float = 1.0):
+    """An untrained causal 3D VAE: two 2D then two 3D down blocks (8x space, 4x time)."""
+    from ..vae_opensora import AutoencoderKLOpenSora
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoencoderKLOpenSora(
+            down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
+            up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=list(settings.vae_channels),
+            layers_per_block=1, latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
+            sample_size=FRAME_SIZE[0], scaling_factor=scaling_factor,
+        )
+
+
+def transformer_config(settings: ComponentSettings) -> dict:
+    """80x128 frames -> 10x16 latents, 2x2 patches (5x8 tokens), 4x4 for the temporal encoder."""
+    height, width = FRAME_SIZE
+    stride, patch = 8, 2
+    return {
+        "_class_name": "NOVATransformer3DModel",
+        "image_dim": settings.latent_channels, "image_size": [height, width], "image_stride": stride,
+        "image_base_size": [height // stride // patch, width // stride // patch],
+        "video_base_size": [9, height // stride // (2 * patch), width // stride // (2 * patch)],
+        "text_token_dim": settings.text_width, "text_token_len": settings.text_len,
+        "video_mixer_rank": settings.mixer_rank, "rotary_pos_embed": False, "arch": list(settings.arch),
+    }
+
+
+def scheduler():
+    """DDPM as the released video checkpoint uses it (scaled-linear betas, epsilon, clipped)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                         beta_schedule="scaled_linear", clip_sample=True, prediction_type="epsilon",
+                         timestep_spacing="leading")
+
+
+def save_checkpoint(folder: Path, *, vae_model, settings: ComponentSettings, seed: int, transformer=None) -> Path:
+    """Write a complete checkpoint folder; the transformer is a seeded random one unless given."""
+    from ..transformer import NOVATransformer3DModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if transformer is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            transformer = NOVATransformer3DModel.from_config(transformer_config(settings))
+    transformer.save_pretrained(str(folder / "transformer"))
+    vae_model.save_pretrained(str(folder / "vae"))
+    loading.save_text_encoder(text_encoder(settings, seed), folder / "text_encoder")
+    save_tokenizer(folder / "tokenizer", settings.text_len)
+    scheduler().save_pretrained(str(folder / "scheduler"))
+    loading.save_model_index(folder, "DDPMScheduler", "AutoencoderKLOpenSora")
+    return folder

@@ -1,0 +1,195 @@
+"""The demo checkpoint's recipe: one seeded command that rebuilds it from nothing on a CPU.
+
+    python -m nova_core.demo.recipe OUTDIR [--smoke] [--seed 0]
+
+1. render the clips and images (``dataset``) into OUTDIR/work/data;
+2. train the causal 3D VAE on them (``nova_core.training.vae``) and set its ``scaling_factor``;
+3. write a base checkpoint (that VAE, the frozen Phi + tokenizer, DDPM, a transformer config);
+4. ``nova prepare`` the data with it (motion flow measured as ``nova flow`` does), ``--text-embeddings``;
+5. ``nova train --scratch`` the transformer on the cache, through the real command;
+6. copy the last training checkpoint, without its resume state, to OUTDIR/checkpoint, with
+   ``recipe.json``: every setting, the git commit, the losses and the time each stage took.
+
+``--smoke`` runs the same stages on a handful of items and steps (a test runs it).
+
+Cost at the full settings, measured as CPU seconds of one thread on the 2-core build machine
+(busy with other work, so rather high): data ~0.1 s an item, prepare ~0.26 s an item, a VAE step
+~2 s (4 samples), a transformer step ~1.4 s (16 clips) / ~0.2 s (16 images): in all ~6000 s, so
+the recipe fits 2 hours on 2 cores with room to spare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NovaError
+from ..training.vae import VAETrainSettings
+from .components import ComponentSettings
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130  # as the nova command's exit codes
+
+
+@dataclass
+class RecipeSettings:
+    seed: int = 0
+    num_clips: int = 1536
+    num_images: int = 384  # stills: the t2i case, motion flow 0 (a fifth of the mix)
+    components: ComponentSettings = field(default_factory=ComponentSettings)
+    # 5-frame windows (1 + 4: the temporal down/up-sampling is exercised) of 48x64 crops: ~2 s a step
+    vae: VAETrainSettings = field(default_factory=lambda: VAETrainSettings(steps=1000, batch_size=4, clip_frames=5,
+                                                                           crop=[48, 64]))
+    # `nova train` flags and --set assignments
+    train_steps: int = 3000
+    train_batch: int = 16
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    ema_decay: float = 0.999
+    train_set: list = field(default_factory=lambda: ["optim.schedule=\"cosine\"", "log.keep_last=1"])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SMOKE = dict(num_clips=3, num_images=1,
+             vae=VAETrainSettings(steps=2, batch_size=1, clip_frames=5, crop=[48, 64], warmup_steps=1),
+             train_steps=2, train_batch=2, warmup_steps=1, ema_decay=0.9)
+
+
+class RecipeError(Exception):
+    """A stage failed; the message says which and why (one line)."""
+
+
+def git_commit() -> dict:
+    """The commit the code came from, and whether the checkout had uncommitted changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def nova(*argv) -> None:
+    """Run a ``nova`` command in this process; a non-zero exit is a RecipeError."""
+    from nova_cli.app import run
+
+    code = run([str(a) for a in argv])
+    if code:
+        raise RecipeError(f"`nova {argv[0]}` failed with exit code {code} (its error is above)")
+
+
+def read_items(paths: list[Path]) -> list[np.ndarray]:
+    """The rendered files as ``nova prepare`` reads them (decoded MP4 frames, PNG pixels)."""
+    from nova_cli.media import read_image, read_video
+
+    return [read_video(p)[0] if p.suffix == ".mp4" else read_image(p)[None] for p in paths]
+
+
+def build(outdir: Path, settings: RecipeSettings, say=print) -> Path:
+    """Run every stage into ``outdir`` (which must be new or empty); returns the checkpoint folder."""
+    import torch
+
+    from ..training.vae import latent_scale, train_vae
+    from . import components
+    from .dataset import write_dataset
+
+    work, final = outdir / "work", outdir / "checkpoint"
+    record = {"settings": settings.to_dict(), "source": git_commit(), "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "stages": {}}
+
+    def stage(name):
+        say(f"[recipe] {name}")
+        record["stages"][name] = {"started": time.process_time()}
+
+    def done(name, **values):
+        entry = record["stages"][name]
+        entry["cpu_s"] = round(time.process_time() - entry.pop("started"), 2)
+        entry.update(values)
+
+    stage("data")
+    paths = write_dataset(work / "data", settings.num_clips, settings.num_images, settings.seed)
+    done("data", clips=settings.num_clips, images=settings.num_images)
+
+    stage("vae")
+    items = read_items(paths)
+    vae = components.vae(settings.components, settings.seed)
+    every = max(1, settings.vae.steps // 20)
+    history = train_vae(vae, items, replace(settings.vae, seed=settings.seed),
+                        log=lambda step, m: step % every == 0 and say(
+                            f"[vae] step {step}/{settings.vae.steps} loss {m['loss']:.4f}"))
+    scale = latent_scale(vae, items[:: max(1, len(items) // 64)])
+    vae.register_to_config(scaling_factor=scale)
+    vae.eval().requires_grad_(False)
+    done("vae", first_loss=history[0]["loss"], last_loss=float(np.mean([m["loss"] for m in history[-10:]])),
+         scaling_factor=scale)
+    base = components.save_checkpoint(work / "base", vae_model=vae, settings=settings.components, seed=settings.seed)
+
+    stage("prepare")
+    nova("prepare", work / "data", work / "cache", "--model", base, "--text-embeddings", "--device", "cpu")
+    index = json.loads((work / "cache" / "index.json").read_text())
+    flows = [it["motion_flow"] for it in index["items"] if it["kind"] == "video"]
+    done("prepare", items=len(index["items"]), skipped=len(index.get("skipped", [])),
+         motion_flow={"min": min(flows, default=0), "median": float(np.median(flows)) if flows else 0,
+                      "max": max(flows, default=0)})
+
+    stage("train")
+    s = settings
+    nova("train", "--model", base, "--scratch", "--cache", work / "cache", "--output-dir", work / "train",
+         "--steps", s.train_steps, "--batch-size", s.train_batch, "--seed", s.seed, "--lr", s.lr,
+         "--warmup-steps", s.warmup_steps, "--ema-decay", s.ema_decay, "--mixed-precision", "no",
+         "--device", "cpu", "--log-every", max(1, s.train_steps // 50), "--save-every", s.train_steps,
+         *[arg for assignment in s.train_set for arg in ("--set", assignment)])
+    log = [json.loads(line) for line in (work / "train" / "log.jsonl").read_text().splitlines()]
+    done("train", first_loss=log[0]["loss"], last_loss=log[-1]["loss"], log=log)
+
+    stage("assemble")
+    from ..training.checkpoint import STATE, latest
+
+    trained = latest(work / "train")
+    tmp = outdir / ".checkpoint.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(trained, tmp, ignore=shutil.ignore_patterns(STATE))
+    shutil.copyfile(work / "train" / "config.toml", tmp / "train_config.toml")
+    done("assemble")
+    (tmp / "recipe.json").write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(final)
+    return final
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nova_core.demo.recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("outdir", type=Path, help="new or empty folder: work/ (data, cache, runs) and checkpoint/")
+    parser.add_argument("--smoke", action="store_true", help="a few items and steps, to check the recipe runs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.outdir.exists() and (not args.outdir.is_dir() or any(args.outdir.iterdir())):
+        print(f"error: {args.outdir}: exists and is not an empty folder (the recipe starts from nothing)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    settings = RecipeSettings(seed=args.seed, **(SMOKE if args.smoke else {}))
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        folder = build(args.outdir, settings, say=lambda text: print(text, file=sys.stderr, flush=True))
+    except (RecipeError, NovaError, FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.outdir} is incomplete; remove it and run the command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

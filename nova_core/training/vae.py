@@ -1,0 +1,111 @@
+"""Training a video VAE from scratch: reconstruction (L1 + MSE in [-1, 1] pixels) plus a small KL
+term towards N(0, 1), as KL autoencoders are trained. Used by the demo recipe to build its causal
+3D VAE on the same clips the transformer then learns from.
+
+Every draw (which items a step uses, where a window starts, the posterior sample) comes from
+generators seeded with (seed, step, position), so the same settings give the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import generator
+
+
+@dataclass
+class VAETrainSettings:
+    steps: int = 2000
+    batch_size: int = 4  # samples per optimizer step (gradients accumulated one by one)
+    clip_frames: int = 9  # frames of the window cut from a clip (1 + 4k: whole latent frames)
+    crop: list | None = None  # [h, w] random crop of every sample (the VAE is convolutional), None: whole
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    kl_weight: float = 1e-4  # per latent element, against the per-pixel reconstruction loss
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> (3, T, H, W) float32 in [-1, 1]."""
+    return (torch.from_numpy(np.array(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)
+
+
+def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float) -> tuple[torch.Tensor, dict]:
+    """x (B, 3, T, H, W) -> (loss, {"reconstruction", "kl"}); the latent is a posterior sample."""
+    posterior = vae.encode(x).latent_dist
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+    recon = vae.decode(z).sample
+    reconstruction = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+    kl = 0.5 * (posterior.mean**2 + posterior.var - 1 - posterior.logvar).mean()
+    return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
+
+
+def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None) -> np.ndarray:
+    """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image),
+    cut to a random ``crop`` = [h, w] of the frame when given."""
+    if len(frames) > length:
+        start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
+        frames = frames[start : start + length]
+    if crop is not None:
+        (height, width), (h, w) = frames.shape[1:3], crop
+        if h > height or w > width:
+            raise ValueError(f"crop {list(crop)} is larger than the {height}x{width} frames")
+        top = int(torch.randint(height - h + 1, (), generator=gen))
+        left = int(torch.randint(width - w + 1, (), generator=gen))
+        frames = frames[:, top : top + h, left : left + w]
+    return frames
+
+
+def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None) -> list[dict]:
+    """Train ``vae`` in place on uint8 clips/images (T, H, W, 3); returns one metrics dict per step.
+
+    ``log(step, metrics)`` is called after every step when given.
+    """
+    if not items:
+        raise ValueError("train_vae needs at least one clip or image")
+    if settings.clip_frames < 1 or (settings.clip_frames - 1) % vae.temporal_compression_ratio:
+        raise ValueError(f"clip_frames must be 1 + {vae.temporal_compression_ratio}k, got {settings.clip_frames}")
+    s = settings
+    vae.train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=s.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, s.warmup_steps)))
+    history = []
+    for step in range(s.steps):
+        order = generator(s.seed, step, 0)
+        picks = torch.randint(len(items), (s.batch_size,), generator=order).tolist()
+        optimizer.zero_grad(set_to_none=True)
+        totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        for position, index in enumerate(picks):
+            gen = generator(s.seed, step, position + 1)
+            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop))[None]
+            loss, parts = vae_loss(vae, x, gen, s.kl_weight)
+            (loss / s.batch_size).backward()
+            totals["loss"] += loss.item() / s.batch_size
+            for key, value in parts.items():
+                totals[key] += value / s.batch_size
+        optimizer.step()
+        schedule.step()
+        metrics = dict(step=step + 1, lr=schedule.get_last_lr()[0], **totals)
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"VAE training diverged at step {step + 1} (loss {metrics['loss']})")
+        history.append(metrics)
+        if log is not None:
+            log(step + 1, metrics)
+    return history
+
+
+@torch.no_grad()
+def latent_scale(vae, items: list[np.ndarray]) -> float:
+    """1 / std of the posterior means over ``items``: the ``scaling_factor`` that gives the
+    diffusion model unit-variance latents (how SD's 0.18215 was chosen)."""
+    vae.eval()
+    means = [vae.encode(to_pixels(frames)[None]).latent_dist.mean.flatten() for frames in items]
+    return float(1.0 / torch.cat(means).std())

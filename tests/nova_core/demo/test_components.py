@@ -1,0 +1,47 @@
+"""The demo checkpoint's parts: the tokenizer covers the grammar, nova's loader reads them, the
+geometry is 80x128 -> 10x16 latents, and the whole checkpoint fits 25 MB."""
+
+import json
+
+import torch
+
+from nova_core import loading
+from nova_core.demo import components
+from nova_core.demo.dataset import scene_for
+from nova_core.demo.scenes import FRAME_SIZE
+from nova_core.text import encode_prompts
+from nova_core.training.encode import checkpoint_geometry
+
+
+def test_checkpoint_parts_load_with_novas_loader(tmp_path):
+    settings = components.ComponentSettings()
+    folder = components.save_checkpoint(tmp_path / "c", vae_model=components.vae(settings, 0), settings=settings, seed=0)
+    tokenizer = loading.load_tokenizer(folder)
+    encoder = loading.load_text_encoder(folder, torch.float32)
+    assert not any(p.requires_grad for p in encoder.parameters())
+    unk = tokenizer.convert_tokens_to_ids(components.UNK)
+    captions = [scene_for(0, 0, i).caption for i in range(48)]
+    ids = tokenizer(captions).input_ids
+    assert all(len(row) == 9 and unk not in row for row in ids)
+    assert tokenizer("A RED circle zebra").input_ids[:2] == tokenizer("a red").input_ids
+    assert tokenizer("zebra").input_ids == [unk]
+    hidden, lengths = encode_prompts(tokenizer, encoder, captions[:2], settings.text_len)
+    assert hidden.shape == (2, settings.text_len, settings.text_width) and lengths == [9, 9]
+
+    geo = checkpoint_geometry(folder)
+    assert geo.pixel_size == FRAME_SIZE and geo.latent_size == (10, 16) and geo.num_tokens == 40
+    vae = loading.load_vae(folder, "AutoencoderKLOpenSora", torch.float32)
+    latents = vae.encode(torch.zeros(1, 3, 33, *FRAME_SIZE)).latent_dist.mean
+    assert latents.shape == (1, settings.latent_channels, 9, 10, 16)  # 4x time, 8x space
+    assert loading.load_transformer(folder, torch.float32).geometry == geo
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert total <= 25 * 2**20
+    assert json.loads((folder / "model_index.json").read_text())["tokenizer"] == ["transformers", "CodeGenTokenizerFast"]
+
+
+def test_the_random_parts_are_seeded():
+    settings = components.ComponentSettings()
+    a, b = components.text_encoder(settings, 3), components.text_encoder(settings, 3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    c = components.text_encoder(settings, 4)
+    assert not torch.equal(a.embed_tokens.weight, c.embed_tokens.weight)

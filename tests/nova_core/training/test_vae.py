@@ -1,0 +1,72 @@
+"""VAE training: the loss falls on a few demo clips within seconds, and a run is seeded."""
+
+import numpy as np
+import pytest
+import torch
+
+from nova_core.demo import components
+from nova_core.demo.scenes import random_scene
+from nova_core.training.vae import VAETrainSettings, latent_scale, train_vae, vae_loss, window
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convolutions gain nothing from a second thread (and lose a lot on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_vae(seed=0):
+    settings = components.ComponentSettings(vae_channels=[8, 8, 16, 16], vae_groups=8)
+    return components.vae(settings, seed)
+
+
+def items():
+    """Two 5-frame clips and an image, drawn small (32x48) so a step takes a fraction of a second."""
+    rng = np.random.default_rng(0)
+    clips = [random_scene(rng, num_frames=5, frame_size=(32, 48)).render() for _ in range(2)]
+    return clips + [random_scene(rng, num_frames=1, frame_size=(32, 48)).render()]
+
+
+def test_loss_decreases_on_a_few_clips():
+    vae, data = small_vae(), items()
+    history = train_vae(vae, data, VAETrainSettings(steps=30, batch_size=2, clip_frames=5, lr=3e-3, warmup_steps=5))
+    first = np.mean([m["reconstruction"] for m in history[:3]])
+    last = np.mean([m["reconstruction"] for m in history[-3:]])
+    assert last < 0.6 * first, (first, last)
+    assert all(m["kl"] >= 0 for m in history)
+
+
+def test_same_settings_same_weights():
+    data = items()[:1]
+    a, b = small_vae(), small_vae()
+    settings = VAETrainSettings(steps=2, batch_size=1, clip_frames=5, crop=[16, 24])
+    train_vae(a, data, settings)
+    train_vae(b, data, settings)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    c = small_vae()
+    train_vae(c, data, VAETrainSettings(steps=2, batch_size=1, clip_frames=5, crop=[16, 24], seed=1))
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_kl_is_zero_for_the_prior_and_windows_are_whole():
+    gen = torch.Generator().manual_seed(0)
+    clip = np.zeros((33, 8, 8, 3), np.uint8)
+    assert len(window(clip, 9, gen)) == 9 and len(window(clip[:1], 9, gen)) == 1
+    assert window(clip, 5, gen, [4, 6]).shape == (5, 4, 6, 3)
+    with pytest.raises(ValueError, match="larger"):
+        window(clip, 5, gen, [16, 6])
+    vae = small_vae()
+    _, parts = vae_loss(vae, torch.zeros(1, 3, 5, 32, 48), gen, 1.0)
+    assert parts["kl"] >= 0
+    assert latent_scale(vae, items()[:1]) > 0
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="clip_frames"):
+        train_vae(small_vae(), items(), VAETrainSettings(steps=1, clip_frames=8))
+    with pytest.raises(ValueError, match="at least one"):
+        train_vae(small_vae(), [], VAETrainSettings(steps=1))
