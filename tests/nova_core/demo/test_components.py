@@ -7,7 +7,7 @@ import torch
 
 from nova_core import loading
 from nova_core.demo import components
-from nova_core.demo.dataset import scene_for
+from nova_cli.demo.dataset import scene_for
 from nova_core.demo.scenes import FRAME_SIZE
 from nova_core.text import encode_prompts
 from nova_core.training.encode import checkpoint_geometry

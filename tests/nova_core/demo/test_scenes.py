@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nova_core.demo import scenes
-from nova_core.demo.dataset import scene_for, write_dataset
+from nova_cli.demo.dataset import scene_for, write_dataset
 from tests.nova_core.demo import detector
 
 NUM = 48

@@ -1,6 +1,6 @@
 """The demo checkpoint's recipe: one seeded command that rebuilds it from nothing on a CPU.
 
-    python -m nova_core.demo.recipe OUTDIR [--smoke] [--seed 0]
+    python -m nova_cli.demo.recipe OUTDIR [--smoke] [--seed 0]
 
 1. render the clips and images (``dataset``) into OUTDIR/work/data;
 2. train the causal 3D VAE on them (``nova_core.training.vae``) and set its ``scaling_factor``;
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NovaError
-from ..training.vae import VAETrainSettings
-from .components import ComponentSettings
+from nova_core.errors import NovaError
+from nova_core.training.vae import VAETrainSettings
+from nova_core.demo.components import ComponentSettings
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130  # as the nova command's exit codes
 
@@ -82,7 +82,7 @@ def git_commit() -> dict:
 
 def nova(*argv) -> None:
     """Run a ``nova`` command in this process; a non-zero exit is a RecipeError."""
-    from nova_cli.app import run
+    from ..app import run
 
     code = run([str(a) for a in argv])
     if code:
@@ -91,7 +91,7 @@ def nova(*argv) -> None:
 
 def read_items(paths: list[Path]) -> list[np.ndarray]:
     """The rendered files as ``nova prepare`` reads them (decoded MP4 frames, PNG pixels)."""
-    from nova_cli.media import read_image, read_video
+    from ..media import read_image, read_video
 
     return [read_video(p)[0] if p.suffix == ".mp4" else read_image(p)[None] for p in paths]
 
@@ -100,8 +100,8 @@ def build(outdir: Path, settings: RecipeSettings, say=print) -> Path:
     """Run every stage into ``outdir`` (which must be new or empty); returns the checkpoint folder."""
     import torch
 
-    from ..training.vae import latent_scale, train_vae
-    from . import components
+    from nova_core.training.vae import latent_scale, train_vae
+    from nova_core.demo import components
     from .dataset import write_dataset
 
     work, final = outdir / "work", outdir / "checkpoint"
@@ -154,7 +154,7 @@ def build(outdir: Path, settings: RecipeSettings, say=print) -> Path:
     done("train", first_loss=log[0]["loss"], last_loss=log[-1]["loss"], log=log)
 
     stage("assemble")
-    from ..training.checkpoint import STATE, latest
+    from nova_core.training.checkpoint import STATE, latest
 
     trained = latest(work / "train")
     tmp = outdir / ".checkpoint.tmp"
@@ -168,7 +168,7 @@ def build(outdir: Path, settings: RecipeSettings, say=print) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nova_core.demo.recipe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nova_cli.demo.recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", type=Path, help="new or empty folder: work/ (data, cache, runs) and checkpoint/")
     parser.add_argument("--smoke", action="store_true", help="a few items and steps, to check the recipe runs")
     parser.add_argument("--seed", type=int, default=0)

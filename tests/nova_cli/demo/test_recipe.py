@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nova_core.demo.recipe import main
+from nova_cli.demo.recipe import main
 from tests.nova_cli.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # ~10 s of CPU per recipe run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenes import FPS, NUM_FRAMES, random_scene
+from nova_core.demo.scenes import FPS, NUM_FRAMES, random_scene
 
 CLIP, IMAGE = 0, 1  # seed streams
 
@@ -28,7 +28,7 @@ def write_dataset(folder, num_clips: int, num_images: int, seed: int) -> list[Pa
     """
     from PIL import Image
 
-    from nova_cli.writing import write_mp4  # the generations' H.264 settings
+    from ..writing import write_mp4  # the generations' H.264 settings
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
