@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `tests` (the parity step's helpers) import from the tree
+    sys.path.insert(0, str(REPO))
 WHEELS = REPO / ".whl"
 STAGED_REFERENCE = REPO / ".ref"
 DEADLINE_S = 450  # the whole check; the lent machine's start-up and transfers come on top

@@ -50,6 +50,6 @@ def test_wheel_ships_the_presets_and_the_installed_cli_finds_them(tmp_path):
     done = subprocess.run([python, "-m", "nova_cli", "presets", "--json"], cwd=tmp_path, capture_output=True,
                           text=True, env={"NOVA_CONFIG_DIR": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
-    presets = json.loads(done.stdout)
+    presets = {p["name"]: p for p in map(json.loads, done.stdout.splitlines())}  # JSON Lines, one a preset
     assert set(presets) == {"video", "image", "fast", "quality", "low-memory"}
     assert all(p["path"].startswith(str(env_dir / "share" / "nova" / "presets")) for p in presets.values())
