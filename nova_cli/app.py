@@ -143,4 +143,9 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    from . import distributed
+
+    if distributed.under_torchrun():
+        distributed.leave(code)
+    sys.exit(code)
