@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import demo
 from .errors import CheckpointError, ModelNotAvailableError
 
 # A host that accepts a connection and never answers must not hang a batch job.
@@ -52,8 +53,10 @@ def resolve(name, *, revision=None, cache_dir=None, local_files_only=False) -> R
     """Local folder or Hub repo id -> local folder holding the checkpoint files."""
     name = str(name)
     path = Path(name).expanduser()
-    if path.is_dir():
+    if path.is_dir():  # a folder of that name wins, as everywhere: ./demo is a folder, demo the bundled one
         return Resolved(path.resolve(), name, None)
+    if name == demo.NAME:
+        return Resolved(demo.checkpoint(), name, None)
     if not is_repo_id(name):
         raise CheckpointError(f"{name}: no such checkpoint folder (and not a Hub repo id like BAAI/nova-d48w1024-osp480)")
     return _download(name, revision, cache_dir, local_files_only)
@@ -111,7 +114,8 @@ def _explain(exc: Exception, repo_id: str, revision, cache_dir) -> str:
     return (
         f"{repo_id}{rev}{typo} is not in the local cache ({cache_dir_for(cache_dir)}) and cannot be fetched"
         f" ({why}); on a machine with a network run `nova download {repo_id}{pin} --local-dir DIR`, copy DIR"
-        f" here and pass `--model DIR`"
+        f" here and pass `--model DIR`" + ("; or try nova offline with the bundled demo model: `--model demo`"
+                                          if demo.available() else "")
     )
 
 

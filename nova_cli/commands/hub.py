@@ -52,6 +52,10 @@ def download(
     print(found.folder)
 
 
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def models(
     cache_dir: CacheDir = None,
     as_json: Annotated[bool, typer.Option(
@@ -61,7 +65,7 @@ def models(
 
     Sizes are the transformer's parameters, as BAAI's model zoo gives them (exact counts in --json).
     """
-    from nova_core import hub
+    from nova_core import demo, hub
     from nova_core.released import CHECKPOINTS, zoo_size
 
     cached = {c["repo_id"]: c for c in hub.cached_checkpoints(cache_dir)}
@@ -70,6 +74,10 @@ def models(
                  revisions=cached.get(repo, {}).get("revisions", []),
                  size_on_disk=cached.get(repo, {}).get("size_on_disk"))
             for repo, info in CHECKPOINTS.items()]
+    if demo.available():
+        rows.insert(0, dict(repo_id=demo.NAME, kind="video", resolution=demo.resolution(), params=demo.parameters(),
+                            notes="bundled: offline, seconds on a CPU; drawn shapes only", released=False,
+                            cached=True, revisions=[], size_on_disk=folder_size(demo.CHECKPOINT)))
     known = {r["repo_id"] for r in rows}
     rows += [dict(repo_id=c["repo_id"], kind=None, resolution=None, params=None, notes="", released=False,
                   cached=True, revisions=c["revisions"], size_on_disk=c["size_on_disk"])
@@ -85,8 +93,10 @@ def models(
     for column in ("kind", "size", "resolution", "cached", "notes"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        cached_text = f"{row['size_on_disk'] / 1e9:.2f} GB" if row["cached"] else "no"
-        size = zoo_size(row["params"]) if row["params"] else "?"
+        gigabytes = row["size_on_disk"] / 1e9 if row["cached"] else 0
+        cached_text = ("no" if not row["cached"] else f"{gigabytes:.2f} GB" if gigabytes >= 0.1
+                       else f"{gigabytes * 1e3:.1f} MB")
+        size = (zoo_size(row["params"]) if row["params"] >= 1e8 else f"{row['params'] / 1e6:.1f}M") if row["params"] else "?"
         table.add_row(row["repo_id"], row["kind"] or "?", size, row["resolution"] or "?", cached_text,
                       row["notes"])
     print_result(table)

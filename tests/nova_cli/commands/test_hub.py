@@ -52,6 +52,17 @@ def test_download_offline_fails_fast_with_the_hint(nova, tmp_path):
     assert "did you mean" not in result.err
 
 
+def test_offline_the_hint_offers_the_demo_model_when_it_is_bundled(nova, tmp_path, monkeypatch):
+    from nova_core import demo
+
+    monkeypatch.setattr(demo, "CHECKPOINT", tmp_path / "none")
+    assert "--model demo" not in nova("t2v", "x", "--device", "cpu").err
+    monkeypatch.setattr(demo, "CHECKPOINT", TINY_T2V)  # a stand-in for the recipe's checkpoint
+    result = nova("t2v", "x", "--device", "cpu")
+    assert result.code == 1 and "cannot be fetched" in result.err
+    assert result.err.rstrip().endswith("or try nova offline with the bundled demo model: `--model demo`")
+
+
 def test_a_typo_in_a_released_id_gets_did_you_mean(nova, tmp_path):
     result = nova("download", "BAAI/nova-d48w1024-osp48", "--cache-dir", tmp_path / "hf")
     assert result.code == 1 and "(did you mean BAAI/nova-d48w1024-osp480?)" in result.err
@@ -122,8 +133,22 @@ def test_models_lists_released_and_cached(nova, tmp_path):
         "repo_id": "someone/nova-finetune", "kind": None, "resolution": None, "params": None, "notes": "",
         "released": False, "cached": True, "revisions": [COMMIT], "size_on_disk": 0}
     assert rows["BAAI/nova-d48w768-sdxl1024"]["params"] == 365_256_720
+    assert "demo" not in rows or rows["demo"]["cached"]
     table = nova("models", "--cache-dir", cache)
     assert "nova download BAAI/nova-d48w768-sdxl1024" in table.err and "someone/nova-finetune" in table.out
+
+
+def test_models_lists_the_bundled_demo_first(nova, tmp_path, monkeypatch):
+    from nova_core import demo
+
+    monkeypatch.setattr(demo, "CHECKPOINT", TINY_T2V)  # a stand-in for the recipe's checkpoint
+    rows = [json.loads(line) for line in nova("models", "--cache-dir", tmp_path / "hf", "--json").out.splitlines()]
+    size = sum(f.stat().st_size for f in TINY_T2V.rglob("*") if f.is_file())
+    assert rows[0] == {"repo_id": "demo", "kind": "video", "resolution": "96x64", "params": demo.parameters(),
+                       "notes": "bundled: offline, seconds on a CPU; drawn shapes only", "released": False,
+                       "cached": True, "revisions": [], "size_on_disk": size}
+    table = nova("models", "--cache-dir", tmp_path / "hf").out
+    assert f"{demo.parameters() / 1e6:.1f}M" in table and f"{size / 1e6:.1f} MB" in table
 
 
 def test_models_at_80_columns_keeps_ids_whole_and_sizes_as_the_zoo(nova, tmp_path, monkeypatch):

@@ -3,6 +3,8 @@ geometry is 80x128 -> 10x16 latents, and the whole checkpoint fits 25 MB."""
 
 import json
 
+import pytest
+
 import torch
 
 from nova_core import loading
@@ -45,3 +47,29 @@ def test_the_random_parts_are_seeded():
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     c = components.text_encoder(settings, 4)
     assert not torch.equal(a.embed_tokens.weight, c.embed_tokens.weight)
+
+
+
+@pytest.mark.slow
+def test_the_vae_learns_flat_colours_quickly():
+    # Most of every demo frame is one flat colour; one channel per GroupNorm group strips each
+    # channel's mean, and then even two flat frames take hundreds of steps (MSE ~0.5 after 80).
+    import numpy as np
+    import torch.nn.functional as F
+
+    from nova_core.training.vae import to_pixels
+
+    def after_training(groups):
+        frames = [to_pixels(np.full((5, 32, 48, 3), v, np.uint8))[None] for v in (15, 240)]
+        model = components.vae(components.ComponentSettings(vae_groups=groups), 0).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for step in range(80):
+            x = frames[step % 2]
+            loss = F.mse_loss(model.decode(model.encode(x).latent_dist.mean).sample, x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return max(F.mse_loss(model.decode(model.encode(x).latent_dist.mean).sample, x).item() for x in frames)
+
+    assert after_training(components.ComponentSettings().vae_groups) < 0.1
