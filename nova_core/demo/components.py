@@ -29,6 +29,7 @@ class ComponentSettings:
     # 0.10 with 4 groups; two flat frames, MSE 0.54 vs 0.05 after 60 steps).
     vae_groups: int = 4
     latent_channels: int = 4
+    initial_logvar: float = -6.0  # of the untrained VAE's posterior (see narrow_posterior)
     text_width: int = 64
     text_layers: int = 2
     text_heads: int = 4
@@ -85,12 +86,27 @@ def vae(settings: ComponentSettings, seed: int, scaling_factor: float = 1.0):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return AutoencoderKLOpenSora(
+        model = AutoencoderKLOpenSora(
             down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
             up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=list(settings.vae_channels),
             layers_per_block=1, latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
             sample_size=FRAME_SIZE[0], scaling_factor=scaling_factor,
         )
+    narrow_posterior(model, settings.initial_logvar)
+    return model
+
+
+@torch.no_grad()
+def narrow_posterior(model, logvar: float) -> None:
+    """Start the posterior's log-variance near ``logvar`` whatever the input.
+
+    A fresh encoder's log-variance is ~0: the decoder then sees N(0, 1) noise with a faint signal
+    in it, learns to ignore its latent and paints the average frame; the KL term keeps it there
+    (posterior collapse). Starting narrow lets reconstruction shape the latents first.
+    """
+    channels = model.config.latent_channels
+    model.quant_conv.weight[channels:] *= 0.1
+    model.quant_conv.bias[channels:] = logvar
 
 
 def transformer_config(settings: ComponentSettings) -> dict:

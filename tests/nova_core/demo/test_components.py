@@ -73,3 +73,17 @@ def test_the_vae_learns_flat_colours_quickly():
             return max(F.mse_loss(model.decode(model.encode(x).latent_dist.mean).sample, x).item() for x in frames)
 
     assert after_training(components.ComponentSettings().vae_groups) < 0.1
+
+
+def test_a_fresh_vae_starts_with_a_narrow_posterior():
+    # With log-variance ~0 the decoder learns to ignore its noisy latent (posterior collapse).
+    import numpy as np
+
+    from nova_core.training.vae import to_pixels
+
+    settings = components.ComponentSettings()
+    x = to_pixels(scene_for(0, 0, 0).render()[:5])[None]
+    with torch.no_grad():
+        posterior = components.vae(settings, 0).encode(x).latent_dist
+    assert np.allclose(posterior.logvar.numpy(), settings.initial_logvar, atol=0.5)
+    assert float(posterior.mean.std()) > 5 * float(posterior.std.mean())
