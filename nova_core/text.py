@@ -102,34 +102,32 @@ def read_text_encoder_config(folder):
 def text_encoder_shapes(config, config_file) -> tuple[dict, set]:
     """The official layout's tensors (PhiForCausalLM: ``model.``-prefixed, plus the LM head, which
     nova never uses and so may be absent)."""
-    from transformers import PhiForCausalLM
+    from . import phi
 
-    expected = weights.meta_shapes(lambda: PhiForCausalLM(config), config_file, "text encoder")
-    return expected, {k for k in expected if k.startswith("lm_head.")}
+    try:
+        return phi.official_shapes(config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{config_file}: {exc}") from None
 
 
 def load_text_encoder(folder, dtype):
-    """Phi's decoder stack only (``PhiModel``): NOVA never uses the LM head, so it is not loaded.
+    """Phi's decoder stack only (:class:`nova_core.phi.PhiEncoder`): NOVA never uses the LM head,
+    so it is not loaded.
 
     The files hold the official ``PhiForCausalLM`` layout (``model.``-prefixed, with the LM head,
     which may be absent); they must match the config exactly (:mod:`nova_core.weights`).
     """
-    import transformers
-    from transformers import PhiModel
+    from . import phi
 
     folder = Path(folder)
     config = read_text_encoder_config(folder)
     files = weights.weight_files(folder, "text encoder", "model")
     expected, optional = text_encoder_shapes(config, folder / "config.json")
     weights.check_match("text encoder", folder, expected, weights.file_shapes(files), optional)
-    key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
-        with quiet_libraries():
-            model = PhiModel.from_pretrained(str(folder), config=config, use_safetensors=True,
-                                             trust_remote_code=False, local_files_only=True, **{key: dtype})
+        return phi.load(config, files, dtype)
     except Exception as exc:
         raise CheckpointError(f"{folder}: cannot load the Phi text encoder ({one_line(exc)})") from None
-    return model.eval().requires_grad_(False)
 
 
 @torch.no_grad()

@@ -1,0 +1,170 @@
+"""Phi's decoder stack, as NOVA reads prompts with it: the last hidden state under causal attention.
+
+Same parameters (names and shapes) and the same arithmetic as transformers' ``PhiModel`` (tests pin
+the two together), but none of transformers' model machinery: importing that is most of a short
+run's start-up (~1 s of a 3 s CPU text-to-image). The config is still transformers' ``PhiConfig``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import CheckpointError
+
+ACTIVATIONS = {
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+}
+
+
+def rope_settings(config) -> tuple[float, float]:
+    """(theta, partial rotary factor), from transformers >= 5 ``rope_parameters`` or the older fields."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    kind = rope.get("rope_type", "default")
+    scaling = getattr(config, "rope_scaling", None)
+    if kind != "default" or (scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default"):
+        raise CheckpointError(f"text encoder: rope type {kind if kind != 'default' else scaling!r} is not Phi-2's; "
+                              "nova reads prompts with default rotary embeddings only")
+    theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
+    factor = rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0))
+    return float(theta), float(factor)
+
+
+def check_supported(config) -> None:
+    """The Phi variants nova computes; anything else is refused rather than computed wrongly."""
+    if config.hidden_act not in ACTIVATIONS:
+        raise CheckpointError(f"text encoder: activation {config.hidden_act!r} is not supported "
+                              f"({', '.join(ACTIVATIONS)})")
+    if getattr(config, "qk_layernorm", False):
+        raise CheckpointError("text encoder: qk_layernorm is not Phi-2's and is not supported")
+    rope_settings(config)
+
+
+class PhiAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = config.hidden_size // self.heads
+        self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_dim)
+        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim)
+        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim)
+        self.dense = nn.Linear(self.heads * self.head_dim, config.hidden_size)
+        self.rotary_dims = int(self.head_dim * rope_settings(config)[1])
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        batch, length = x.shape[:2]
+        q, k, v = (proj(x).view(batch, length, -1, self.head_dim).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q, k = rotate(q, cos, sin, self.rotary_dims), rotate(k, cos, sin, self.rotary_dims)
+        if self.kv_heads != self.heads:
+            k, v = (t.repeat_interleave(self.heads // self.kv_heads, dim=1) for t in (k, v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.head_dim**-0.5)
+        return self.dense(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+def inverse_frequencies(config) -> torch.Tensor:
+    """float32 on the CPU, whatever device the model is built on (it is not a weight)."""
+    theta, factor = rope_settings(config)
+    dims = int(config.hidden_size // config.num_attention_heads * factor)
+    return 1.0 / (theta ** (torch.arange(0, dims, 2, dtype=torch.float, device="cpu") / max(dims, 1)))
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dims: int) -> torch.Tensor:
+    """Rotary embedding on the first ``dims`` channels of each head (Phi's partial rotary)."""
+    rot, rest = x[..., :dims], x[..., dims:]
+    half = rot.shape[-1] // 2
+    turned = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
+    return torch.cat((rot * cos + turned * sin, rest), dim=-1)
+
+
+class PhiMLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class PhiLayer(nn.Module):
+    """Attention and MLP in parallel on one layer norm, both added to the residual (Phi's block)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.self_attn = PhiAttention(config)
+        self.mlp = PhiMLP(config)
+        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        h = self.input_layernorm(x)
+        return self.self_attn(h, cos, sin) + self.mlp(h) + x
+
+
+class PhiEncoder(nn.Module):
+    """``PhiEncoder(config)(input_ids=ids).last_hidden_state``, like ``PhiModel`` without a mask."""
+
+    def __init__(self, config):
+        super().__init__()
+        check_supported(config)
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(PhiLayer(config) for _ in range(config.num_hidden_layers))
+        self.final_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.register_buffer("inv_freq", inverse_frequencies(config), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed_tokens.weight.dtype
+
+    def forward(self, input_ids: torch.Tensor) -> SimpleNamespace:
+        h = self.embed_tokens(input_ids)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device, dtype=torch.float)
+        freqs = positions[:, None] * self.inv_freq.to(input_ids.device)[None]
+        angles = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = angles.cos().to(h.dtype), angles.sin().to(h.dtype)
+        for layer in self.layers:
+            h = layer(h, cos, sin)
+        return SimpleNamespace(last_hidden_state=self.final_layernorm(h))
+
+
+PREFIX = "model."  # the official files hold PhiForCausalLM: the decoder under model., then lm_head
+
+
+def official_shapes(config) -> tuple[dict, set]:
+    """Tensor name -> shape of the official layout, and the names that may be absent (the LM head,
+    which NOVA never uses)."""
+    with torch.device("meta"):
+        model = PhiEncoder(config)
+    shapes = {PREFIX + k: tuple(v.shape) for k, v in model.state_dict().items()}
+    head = {"lm_head.weight": (config.vocab_size, config.hidden_size), "lm_head.bias": (config.vocab_size,)}
+    return shapes | head, set(head)
+
+
+def load(config, files, dtype) -> PhiEncoder:
+    """The decoder's tensors from the (already checked) safetensors files, in ``dtype``."""
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        model = PhiEncoder(config)
+    state = {}
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                if key.startswith(PREFIX):
+                    state[key[len(PREFIX):]] = f.get_tensor(key).to(dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.inv_freq = inverse_frequencies(config)
+    return model.eval().requires_grad_(False)
