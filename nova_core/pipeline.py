@@ -305,7 +305,7 @@ class NOVAPipeline:
 
         The sample is drawn in float32 (like the reference) from the caller's generator.
         """
-        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+        from .posterior import DiagonalGaussianDistribution
 
         with self._stage(self.vae):
             moments = self.vae.encode(vae_input(pixels, self.vae)).latent_dist.parameters

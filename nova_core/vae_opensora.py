@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.activations import get_activation
-from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+from .posterior import DecoderOutput, DiagonalGaussianDistribution
 
 # Long clips are processed in temporal windows, as the official code does. A window's first frame
 # is causal "image" context (encoded/decoded without its past), so consecutive windows overlap by
