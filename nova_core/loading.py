@@ -235,6 +235,31 @@ def check_tokenizer(folder: Path, tokenizer, text_encoder_config) -> None:
                               f"vocab_size {text_encoder_config.vocab_size}")
 
 
+def import_libraries(index: dict) -> None:
+    """Import the code that loading this checkpoint runs, before any of it loads, so that timing
+    the load shows where the seconds go: on a CPU, most of a small model's load is imports
+    (torch's and diffusers' machinery), not weights. Names that do not resolve are left for the
+    checks that follow to report."""
+    import importlib
+
+    import diffusers
+    import transformers
+
+    importlib.import_module(f"{__package__}.transformer")
+    importlib.import_module(f"{__package__}.phi")
+    vae = index.get("vae") if isinstance(index.get("vae"), list) else [None, None]
+    if vae[-1] == "AutoencoderKLOpenSora":
+        importlib.import_module(f"{__package__}.vae_opensora")
+    for module, names in ((diffusers, [vae[-1], (index.get("scheduler") or [None])[-1]]),
+                          (transformers, ["PhiConfig", *sorted(set(TOKENIZER_CLASSES.values()))])):
+        for name in names:
+            if isinstance(name, str):
+                try:
+                    getattr(module, name)
+                except (AttributeError, ImportError, RuntimeError):
+                    pass
+
+
 def load_components(folder: Path, dtype, timer=None) -> dict:
     """Every component of a checkpoint, cheap checks and loads first, so that a broken file is
     refused before the big weights are read. ``timer(name)`` wraps each component's load."""
@@ -243,6 +268,8 @@ def load_components(folder: Path, dtype, timer=None) -> dict:
 
     timer = timer or NullTimer()
     index = read_model_index(folder)
+    with timer("libraries"):
+        import_libraries(index)
     check_compatible(folder, index)
     parts = {}
     with timer("tokenizer"):
