@@ -32,6 +32,29 @@ from .schedulers import supports as tensor_form_exists
 from .text import encode_prompts
 from .timing import NullTimer
 
+# diffusers' from_pretrained options: the value nova always behaves as, or None where any value is
+# harmless here. Anything else given is refused, not silently ignored.
+LOADING_OPTIONS = {
+    "trust_remote_code": (False, "nova never runs code from a checkpoint; every component is built from "
+                                 "nova's own classes"),
+    "use_safetensors": (True, "nova reads only safetensors"),
+    "variant": (None, "weight variants are not supported: the weights load as stored; pass torch_dtype"),
+    "device_map": (None, "load, then move with .to(device), or use enable_low_memory(device)"),
+    "low_cpu_mem_usage": ("any", ""),  # always true: weights are built on the meta device, then assigned
+}
+
+
+def check_loading_options(options: dict) -> None:
+    for name, value in options.items():
+        if name not in LOADING_OPTIONS:
+            raise InputError(f"from_pretrained got an unknown argument {name!r} (known besides the path: "
+                             f"torch_dtype, revision, cache_dir, local_files_only, timer, "
+                             f"{', '.join(LOADING_OPTIONS)})")
+        wanted, why = LOADING_OPTIONS[name]
+        if wanted != "any" and value is not None and value != wanted:
+            raise InputError(f"{name}={value!r}: {why}")
+
+
 def vae_input(pixels: np.ndarray, vae) -> torch.Tensor:
     """uint8 (H, W, 3) or (F, H, W, 3) -> (1, 3, [F,] H, W) in [-1, 1] on the VAE's device and dtype."""
     x = torch.from_numpy(np.array(pixels)).to(vae.device, vae.dtype)  # a writable copy
@@ -76,7 +99,7 @@ class NOVAPipeline:
     # ----------------------------------------------------------------- loading and saving
     @classmethod
     def from_pretrained(cls, path_or_repo_id, torch_dtype=None, revision=None, cache_dir=None,
-                        local_files_only=False, timer=None, **_ignored) -> "NOVAPipeline":
+                        local_files_only=False, timer=None, **options) -> "NOVAPipeline":
         """A local folder in the official layout, or a Hub repo id (downloaded into the HF cache).
 
         Nothing in the folder is ever executed: the ``.py`` files that Hub repos ship are never
@@ -86,9 +109,7 @@ class NOVAPipeline:
         ``timer`` (a :class:`~nova_core.timing.StageTimer`-like callable) receives each component's
         name while it loads, so a caller can show and time the loading.
         """
-        if _ignored.get("trust_remote_code"):
-            raise InputError("trust_remote_code=True: nova never runs code from a checkpoint; every component"
-                             " is built from nova's own classes")
+        check_loading_options(options)
         if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
             raise InputError(f"torch_dtype must be a torch.dtype such as torch.float16, got {torch_dtype!r}")
         if torch_dtype is not None and not torch_dtype.is_floating_point:

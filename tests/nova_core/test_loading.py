@@ -1,6 +1,7 @@
 """Checkpoint folders and Hub ids: what loads, and the one-line errors for what does not."""
 
 import json
+import re
 import shutil
 import time
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from nova_core import NOVAPipeline
-from nova_core.errors import CheckpointError, ModelNotAvailableError
+from nova_core.errors import CheckpointError, InputError, ModelNotAvailableError
 from tests.conftest import TINY_T2I, TINY_T2V
 from tests.nova_core.checkpoints import copy_checkpoint
 
@@ -102,3 +103,20 @@ def test_loading_says_nothing_on_stderr_even_with_every_warning_on():
                           cwd=REPO, timeout=600, env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
                                                       "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(variant="fp16"), "variant='fp16': weight variants are not supported"),
+    (dict(device_map="cuda"), "device_map='cuda': load, then move with .to(device)"),
+    (dict(use_safetensors=False), "use_safetensors=False: nova reads only safetensors"),
+    (dict(subfolder="x"), "unknown argument 'subfolder'"),
+])
+def test_loading_options_it_cannot_honour_are_refused_not_ignored(options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        NOVAPipeline.from_pretrained(str(TINY_T2I), **options)
+
+
+def test_loading_options_that_change_nothing_are_accepted():
+    pipe = NOVAPipeline.from_pretrained(str(TINY_T2I), use_safetensors=True, variant=None, device_map=None,
+                                        low_cpu_mem_usage=True, trust_remote_code=False)
+    assert pipe.transformer is not None
