@@ -238,26 +238,20 @@ def check_tokenizer(folder: Path, tokenizer, text_encoder_config) -> None:
 def import_libraries(index: dict) -> None:
     """Import the code that loading this checkpoint runs, before any of it loads, so that timing
     the load shows where the seconds go: on a CPU, most of a small model's load is imports
-    (torch's and diffusers' machinery), not weights. Names that do not resolve are left for the
-    checks that follow to report."""
-    import importlib
-
+    (torch's and diffusers' machinery), not weights. ``index`` is checked (read_model_index); an
+    unknown scheduler is left for load_scheduler to report."""
     import diffusers
     import transformers
 
-    importlib.import_module(f"{__package__}.transformer")
-    importlib.import_module(f"{__package__}.phi")
-    vae = index.get("vae") if isinstance(index.get("vae"), list) else [None, None]
-    if vae[-1] == "AutoencoderKLOpenSora":
-        importlib.import_module(f"{__package__}.vae_opensora")
-    for module, names in ((diffusers, [vae[-1], (index.get("scheduler") or [None])[-1]]),
-                          (transformers, ["PhiConfig", *sorted(set(TOKENIZER_CLASSES.values()))])):
-        for name in names:
-            if isinstance(name, str):
-                try:
-                    getattr(module, name)
-                except (AttributeError, ImportError, RuntimeError):
-                    pass
+    from . import phi, transformer  # noqa: F401  (imported for their import time)
+
+    if class_name(index, "vae") == "AutoencoderKLOpenSora":
+        from . import vae_opensora  # noqa: F401
+    else:
+        getattr(diffusers, class_name(index, "vae"))
+    getattr(diffusers, class_name(index, "scheduler"), None)
+    getattr(transformers, TOKENIZER_CLASSES[class_name(index, "tokenizer")])
+    transformers.PhiConfig  # noqa: B018
 
 
 def load_components(folder: Path, dtype, timer=None) -> dict:

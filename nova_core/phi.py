@@ -7,6 +7,7 @@ run's start-up (~1 s of a 3 s CPU text-to-image). The config is still transforme
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import torch
@@ -15,22 +16,18 @@ import torch.nn.functional as F
 
 from .errors import CheckpointError
 
-ACTIVATIONS = {
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu": F.gelu,
-}
+_TANH_GELU = functools.partial(F.gelu, approximate="tanh")
+ACTIVATIONS = {"gelu_new": _TANH_GELU, "gelu_pytorch_tanh": _TANH_GELU, "gelu_fast": _TANH_GELU, "gelu": F.gelu}
 
 
 def rope_settings(config) -> tuple[float, float]:
     """(theta, partial rotary factor), from transformers >= 5 ``rope_parameters`` or the older fields."""
     rope = getattr(config, "rope_parameters", None) or {}
-    kind = rope.get("rope_type", "default")
-    scaling = getattr(config, "rope_scaling", None)
-    if kind != "default" or (scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default"):
-        raise CheckpointError(f"text encoder: rope type {kind if kind != 'default' else scaling!r} is not Phi-2's; "
-                              "nova reads prompts with default rotary embeddings only")
+    scaling = getattr(config, "rope_scaling", None) or {}  # transformers < 5
+    kind = rope.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
+    if kind != "default":
+        raise CheckpointError(f"text encoder: rope type {kind!r} is not Phi-2's; nova reads prompts with "
+                              "default rotary embeddings only")
     theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
     factor = rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0))
     return float(theta), float(factor)
@@ -56,7 +53,7 @@ class PhiAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim)
         self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim)
         self.dense = nn.Linear(self.heads * self.head_dim, config.hidden_size)
-        self.rotary_dims = int(self.head_dim * rope_settings(config)[1])
+        self.rotary_dims = rotary_dims(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         batch, length = x.shape[:2]
@@ -69,10 +66,14 @@ class PhiAttention(nn.Module):
         return self.dense(out.transpose(1, 2).reshape(batch, length, -1))
 
 
+def rotary_dims(config) -> int:
+    """Channels of each head that rotate (Phi-2 rotates 40 %)."""
+    return int(config.hidden_size // config.num_attention_heads * rope_settings(config)[1])
+
+
 def inverse_frequencies(config) -> torch.Tensor:
     """float32 on the CPU, whatever device the model is built on (it is not a weight)."""
-    theta, factor = rope_settings(config)
-    dims = int(config.hidden_size // config.num_attention_heads * factor)
+    theta, dims = rope_settings(config)[0], rotary_dims(config)
     return 1.0 / (theta ** (torch.arange(0, dims, 2, dtype=torch.float, device="cpu") / max(dims, 1)))
 
 

@@ -32,26 +32,28 @@ from .schedulers import supports as tensor_form_exists
 from .text import encode_prompts
 from .timing import NullTimer
 
-# diffusers' from_pretrained options: the value nova always behaves as, or None where any value is
-# harmless here. Anything else given is refused, not silently ignored.
+# diffusers' from_pretrained options nova cannot honour: the only value it behaves as (None is
+# always fine). Anything else given is refused, not silently ignored.
 LOADING_OPTIONS = {
     "trust_remote_code": (False, "nova never runs code from a checkpoint; every component is built from "
                                  "nova's own classes"),
     "use_safetensors": (True, "nova reads only safetensors"),
     "variant": (None, "weight variants are not supported: the weights load as stored; pass torch_dtype"),
     "device_map": (None, "load, then move with .to(device), or use enable_low_memory(device)"),
-    "low_cpu_mem_usage": ("any", ""),  # always true: weights are built on the meta device, then assigned
 }
+HARMLESS_OPTIONS = {"low_cpu_mem_usage"}  # always true: weights are built on the meta device, then assigned
 
 
 def check_loading_options(options: dict) -> None:
     for name, value in options.items():
+        if name in HARMLESS_OPTIONS:
+            continue
         if name not in LOADING_OPTIONS:
             raise InputError(f"from_pretrained got an unknown argument {name!r} (known besides the path: "
                              f"torch_dtype, revision, cache_dir, local_files_only, timer, "
-                             f"{', '.join(LOADING_OPTIONS)})")
+                             f"{', '.join([*LOADING_OPTIONS, *HARMLESS_OPTIONS])})")
         wanted, why = LOADING_OPTIONS[name]
-        if wanted != "any" and value is not None and value != wanted:
+        if value is not None and value != wanted:
             raise InputError(f"{name}={value!r}: {why}")
 
 

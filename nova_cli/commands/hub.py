@@ -56,6 +56,19 @@ def folder_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def params_text(params: int | None) -> str:
+    """The zoo's label (0.6B) for released sizes; millions for the small bundled demo."""
+    from nova_core.released import zoo_size
+
+    if not params:
+        return "?"
+    return zoo_size(params) if params >= 1e8 else f"{params / 1e6:.1f}M"
+
+
+def disk_text(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+
+
 def models(
     cache_dir: CacheDir = None,
     as_json: Annotated[bool, typer.Option(
@@ -66,7 +79,7 @@ def models(
     Sizes are the transformer's parameters, as BAAI's model zoo gives them (exact counts in --json).
     """
     from nova_core import demo, hub
-    from nova_core.released import CHECKPOINTS, zoo_size
+    from nova_core.released import CHECKPOINTS
 
     cached = {c["repo_id"]: c for c in hub.cached_checkpoints(cache_dir)}
     rows = [dict(repo_id=repo, kind=info["kind"], resolution=info["resolution"], params=info["params"],
@@ -93,12 +106,8 @@ def models(
     for column in ("kind", "size", "resolution", "cached", "notes"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        gigabytes = row["size_on_disk"] / 1e9 if row["cached"] else 0
-        cached_text = ("no" if not row["cached"] else f"{gigabytes:.2f} GB" if gigabytes >= 0.1
-                       else f"{gigabytes * 1e3:.1f} MB")
-        size = (zoo_size(row["params"]) if row["params"] >= 1e8 else f"{row['params'] / 1e6:.1f}M") if row["params"] else "?"
-        table.add_row(row["repo_id"], row["kind"] or "?", size, row["resolution"] or "?", cached_text,
-                      row["notes"])
+        table.add_row(row["repo_id"], row["kind"] or "?", params_text(row["params"]), row["resolution"] or "?",
+                      disk_text(row["size_on_disk"]) if row["cached"] else "no", row["notes"])
     print_result(table)
     missing = [row["repo_id"] for row in rows if not row["cached"]]
     hint = f"; not cached: get one with `nova download {missing[0]}`" if missing else ""

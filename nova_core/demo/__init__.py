@@ -8,6 +8,7 @@ The recipe that renders the data and trains the checkpoint is :mod:`nova_cli.dem
 ``nova prepare`` / ``nova train``).
 """
 
+import math
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -22,11 +23,10 @@ def available() -> bool:
 
 
 def resolution(folder: Path | None = None) -> str:
-    """"WxH" of the frames it makes, from its transformer config."""
-    import json
+    """"WxH" of the frames it makes, from its (checked) transformer config."""
+    from ..loading import checkpoint_geometry
 
-    size = json.loads(((folder or checkpoint()) / "transformer" / "config.json").read_text())["image_size"]
-    height, width = (size, size) if isinstance(size, int) else size
+    height, width = checkpoint_geometry(folder or checkpoint()).pixel_size
     return f"{width}x{height}"
 
 
@@ -42,12 +42,5 @@ def parameters(folder: Path | None = None) -> int:
     """The demo transformer's exact parameter count, from its safetensors header (nothing loaded)."""
     from ..weights import file_shapes, weight_files
 
-    folder = folder or checkpoint()
-    files = weight_files(folder / "transformer", "transformer", "diffusion_pytorch_model")
-    total = 0
-    for shape in file_shapes(files).values():
-        count = 1
-        for size in shape:
-            count *= size
-        total += count
-    return total
+    files = weight_files((folder or checkpoint()) / "transformer", "transformer", "diffusion_pytorch_model")
+    return sum(math.prod(shape) for shape in file_shapes(files).values())
