@@ -117,11 +117,25 @@ def hoist_debug(argv: list[str]) -> list[str]:
     return ["--debug", *[a for a in argv[:end] if a != "--debug"], *argv[end:]]
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def show_completion(shell: str) -> int:
+    """The script for the shell named, even where Typer's detection finds no shell (scripts, CI,
+    a session without a terminal), which would otherwise ignore the name and print "not supported"."""
+    from typer.completion import get_completion_script
+
+    print(get_completion_script(prog_name="nova", complete_var="_NOVA_COMPLETE", shell=shell))
+    return 0
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the app and return its exit code (what ``main`` exits with; tests call this)."""
     exit_error, abort, click_error = _click_errors()
     argv = hoist_debug(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv or os.environ.get("NOVA_DEBUG") == "1"
+    if len(argv) == 2 and argv[0] == "--show-completion" and argv[1] in COMPLETION_SHELLS:
+        return show_completion(argv[1])
     _register_commands()
     try:
         # Without standalone mode, Typer returns the code of typer.Exit and turns Ctrl-C into 130.

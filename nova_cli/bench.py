@@ -16,7 +16,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 def bench(
     config: str = typer.Option("video", "--config", "-c",
                                help="Released repo id or alias (video, image, osp480, sd512, sdxl1024-w768, "
-                                    "sdxl1024-w1024, sdxl1024-w1536) or tiny-t2v / tiny-t2i (CPU-sized)."),
+                                    "sdxl1024-w1024, sdxl1024-w1536), or CPU-sized: demo (the bundled model's "
+                                    "shapes), tiny-t2v, tiny-t2i."),
     device: str = typer.Option(None, "--device", help="cuda, cuda:N or cpu (default: cuda if available; a "
                                                       "full-size config on the CPU needs --device cpu)."),
     dtype: str = typer.Option(None, "--dtype", help="float16 / bfloat16 / float32 (default: float16 on "
@@ -46,7 +47,7 @@ def bench(
         raise UsageError(str(exc.args[0])) from None
     if device is None and not torch.cuda.is_available() and core_bench.is_full_size(name):
         raise UsageError(f"{name} is full size: on the CPU it takes 10+ minutes and 15+ GB; use --config "
-                         f"tiny-t2v (CPU-sized), or --device cpu to run it anyway")
+                         f"tiny-t2v or demo (CPU-sized), or --device cpu to run it anyway")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda requested but no CUDA GPU is available")

@@ -88,7 +88,8 @@ class Pipelines:
         """``timer(part)``: a context manager around each loading part (see ``load_pipeline``)."""
         key = (str(checkpoint.folder), device, str(dtype), low_memory)
         if key != self._key:
-            self.release()
+            if self._pipe is not None:  # gc.collect() alone takes ~0.1 s: only when there is a pipeline to free
+                self.release()
             self._pipe = load_pipeline(checkpoint, device, dtype, low_memory, timer)
             self._key = key
         return self._pipe
@@ -103,10 +104,11 @@ def load_pipeline(checkpoint: Checkpoint, device: str, dtype, low_memory: bool, 
 
     ``timer`` times each component's loading and the move to the device.
     """
-    from nova_core import NOVAPipeline
     from nova_core.timing import NullTimer
 
     timer = timer or NullTimer()
+    with timer("libraries"):  # nova's own modules count too (torch is often imported by then)
+        from nova_core import NOVAPipeline
     pipe = NOVAPipeline.from_pretrained(str(checkpoint.folder), torch_dtype=dtype, timer=timer)
     with timer(f"to {device}"):
         if low_memory:

@@ -47,8 +47,8 @@ class BenchSettings:
 
 
 def is_full_size(config: str) -> bool:
-    """A released checkpoint's shapes (minutes and > 10 GB on a CPU), not a tiny test config."""
-    return released.config(config)[0] not in released.TINY
+    """A released checkpoint's shapes (minutes and > 10 GB on a CPU), not a tiny test or demo config."""
+    return released.config(config)[0] not in released.CPU_SIZED
 
 
 def random_pipeline(name: str, device, dtype, low_memory=False):

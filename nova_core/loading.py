@@ -20,7 +20,7 @@ from .config_files import Bound, check_bounds, check_class, check_types, one_lin
 from .errors import CheckpointError
 from .quiet import quiet_libraries
 from .text import TEXT_ENCODER_ARCHITECTURES, TOKENIZER_CLASSES
-from .weights import check_match, file_shapes, meta_shapes, weight_files
+from .weights import assign, check_match, file_shapes, meta_model, meta_shapes, shapes, weight_files
 
 COMPONENTS = ("transformer", "scheduler", "vae", "text_encoder", "tokenizer")
 TRANSFORMER_CLASSES = ("NOVATransformer3DModel",)
@@ -91,10 +91,24 @@ def read_model_config(folder: Path, component: str, cls, bounds=None, required=(
 
 
 def _load_model(cls, folder: Path, component: str, dtype, bounds=None, required=()):
-    """A diffusers model whose config and safetensors were checked to match exactly first."""
+    """A model whose config and safetensors were checked to match exactly first. nova's own classes
+    are built once, on the meta device, and take the file's tensors; diffusers' 2D VAE loads itself."""
+    from .modeling import ModelMixin
+
     config = read_model_config(folder, component, cls, bounds, required)
     files = weight_files(folder / component, component, WEIGHTS_STEM)
-    expected = meta_shapes(lambda: cls.from_config(config), folder / component / "config.json", component)
+    config_file = folder / component / "config.json"
+    if issubclass(cls, ModelMixin):
+        model = meta_model(lambda: cls.from_config(config), config_file, component)
+        check_match(component, folder / component, shapes(model), file_shapes(files))
+        try:
+            assign(model, files, dtype)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{folder / component}: cannot load {cls.__name__} ({one_line(exc)})") from None
+        return model.eval()
+    expected = meta_shapes(lambda: cls.from_config(config), config_file, component)
     check_match(component, folder / component, expected, file_shapes(files))
     try:
         with quiet_libraries():
@@ -168,8 +182,13 @@ def load_vae(folder: Path, name: str, dtype):
     return _load_model(vae_class(folder, name), folder, "vae", vae_dtype(config, dtype), VAE_BOUNDS, VAE_REQUIRED)
 
 
-def load_scheduler(folder: Path, name: str):
-    """The diffusers scheduler ``name``, built from its checked config (it holds no weights)."""
+def scheduler_class(folder: Path, name: str):
+    """nova's own DDPM / flow-matching schedulers (diffusers' to the bit, without importing it);
+    another diffusers scheduler a checkpoint names comes from diffusers itself."""
+    from . import scheduling
+
+    if name in scheduling.SCHEDULERS:
+        return scheduling.SCHEDULERS[name]
     import diffusers
     from diffusers import SchedulerMixin
 
@@ -177,6 +196,12 @@ def load_scheduler(folder: Path, name: str):
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
         raise CheckpointError(f"{folder / 'model_index.json'}: unknown scheduler class {name!r} (not a diffusers "
                               f"scheduler)")
+    return cls
+
+
+def load_scheduler(folder: Path, name: str):
+    """The scheduler ``name``, built from its checked config (it holds no weights)."""
+    cls = scheduler_class(folder, name)
     _require(folder, "scheduler", ("scheduler_config.json",))
     path = folder / "scheduler" / "scheduler_config.json"
     config = read_config(path, "scheduler")
@@ -237,21 +262,21 @@ def check_tokenizer(folder: Path, tokenizer, text_encoder_config) -> None:
 
 def import_libraries(index: dict) -> None:
     """Import the code that loading this checkpoint runs, before any of it loads, so that timing
-    the load shows where the seconds go: on a CPU, most of a small model's load is imports
-    (torch's and diffusers' machinery), not weights. ``index`` is checked (read_model_index); an
-    unknown scheduler is left for load_scheduler to report."""
-    import diffusers
-    import transformers
-
-    from . import phi, transformer  # noqa: F401  (imported for their import time)
+    the load shows where the seconds go: on a CPU, most of a small model's load is imports, not
+    weights. ``index`` is checked (read_model_index). The video layout needs nova and torch only;
+    diffusers (~1.7 s) only for a 2D VAE or a scheduler nova has no class of its own for."""
+    from . import phi, scheduling, tokenizer, transformer  # noqa: F401  (imported for their import time)
 
     if class_name(index, "vae") == "AutoencoderKLOpenSora":
         from . import vae_opensora  # noqa: F401
     else:
+        import diffusers
+
         getattr(diffusers, class_name(index, "vae"))
-    getattr(diffusers, class_name(index, "scheduler"), None)
-    getattr(transformers, TOKENIZER_CLASSES[class_name(index, "tokenizer")])
-    transformers.PhiConfig  # noqa: B018
+    if class_name(index, "scheduler") not in scheduling.SCHEDULERS:
+        import diffusers
+
+        getattr(diffusers, class_name(index, "scheduler"), None)
 
 
 def load_components(folder: Path, dtype, timer=None) -> dict:

@@ -2,12 +2,14 @@
 
 Same parameters (names and shapes) and the same arithmetic as transformers' ``PhiModel`` (tests pin
 the two together), but none of transformers' model machinery: importing that is most of a short
-run's start-up (~1 s of a 3 s CPU text-to-image). The config is still transformers' ``PhiConfig``.
+run's start-up (~1 s of a 3 s CPU text-to-image). The config is :class:`PhiSettings` (or
+transformers' ``PhiConfig``: the model reads the same attributes of either).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 
 import torch
@@ -18,6 +20,63 @@ from .errors import CheckpointError
 
 _TANH_GELU = functools.partial(F.gelu, approximate="tanh")
 ACTIVATIONS = {"gelu_new": _TANH_GELU, "gelu_pytorch_tanh": _TANH_GELU, "gelu_fast": _TANH_GELU, "gelu": F.gelu}
+
+
+@dataclass(frozen=True)
+class PhiSettings:
+    """transformers' ``PhiConfig`` as far as a config.json goes: the same keys, types and defaults
+    (transformers 4.x and 5.x agree on them), without importing transformers."""
+
+    vocab_size: int = 51200
+    hidden_size: int = 2048
+    intermediate_size: int = 8192
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = None  # None: one per attention head
+    resid_pdrop: float = 0.0
+    embd_pdrop: float = 0.0
+    attention_dropout: float | None = 0.0
+    hidden_act: str = "gelu_new"
+    max_position_embeddings: int = 2048
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-5
+    use_cache: bool = True
+    tie_word_embeddings: bool = False
+    rope_theta: float = 10000.0
+    partial_rotary_factor: float = 0.5
+    rope_type: str = "default"
+    qk_layernorm: bool = False
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    pad_token_id: int | None = None
+    source: dict = field(default_factory=dict, compare=False, repr=False)  # the config.json it came from
+
+    def __post_init__(self):
+        if self.num_key_value_heads is None:
+            object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "PhiSettings":
+        """Rotary settings as transformers 5 resolves them: ``rope_scaling`` or ``rope_parameters``
+        first, then the top-level ``rope_theta`` / ``partial_rotary_factor``, then the defaults."""
+        rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+        names = {f.name for f in fields(cls)} - {"rope_theta", "partial_rotary_factor", "rope_type", "source"}
+        return cls(**{k: v for k, v in config.items() if k in names},
+                   rope_theta=rope.get("rope_theta", config.get("rope_theta", cls.rope_theta)),
+                   partial_rotary_factor=rope.get("partial_rotary_factor",
+                                                  config.get("partial_rotary_factor", cls.partial_rotary_factor)),
+                   rope_type=rope.get("rope_type", rope.get("type", "default")), source=dict(config))
+
+    @property
+    def rope_parameters(self) -> dict:
+        """What :func:`rope_settings` reads (transformers 5's name for it)."""
+        return {"rope_type": self.rope_type, "rope_theta": self.rope_theta,
+                "partial_rotary_factor": self.partial_rotary_factor}
+
+    def to_dict(self) -> dict:
+        """config.json for transformers' PhiConfig (and nova): the source file with the values read."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rope_type", "source")}
+        return {**self.source, "model_type": "phi", **values}
 
 
 def rope_settings(config) -> tuple[float, float]:
@@ -147,7 +206,9 @@ PREFIX = "model."  # the official files hold PhiForCausalLM: the decoder under m
 def official_shapes(config) -> tuple[dict, set]:
     """Tensor name -> shape of the official layout, and the names that may be absent (the LM head,
     which NOVA never uses)."""
-    with torch.device("meta"):
+    from .weights import empty_weights
+
+    with empty_weights():
         model = PhiEncoder(config)
     shapes = {PREFIX + k: tuple(v.shape) for k, v in model.state_dict().items()}
     head = {"lm_head.weight": (config.vocab_size, config.hidden_size), "lm_head.bias": (config.vocab_size,)}
@@ -158,7 +219,9 @@ def load(config, files, dtype) -> PhiEncoder:
     """The decoder's tensors from the (already checked) safetensors files, in ``dtype``."""
     from safetensors import safe_open
 
-    with torch.device("meta"):
+    from .weights import empty_weights
+
+    with empty_weights():
         model = PhiEncoder(config)
     state = {}
     for file in files:

@@ -1,8 +1,7 @@
-"""The VAE's diagonal Gaussian posterior and decoder output, as diffusers defines them.
+"""The VAE's diagonal Gaussian posterior and its outputs, as diffusers defines them.
 
-Kept here so that loading the video VAE does not import ``diffusers.models.autoencoders``, whose
-package imports every autoencoder diffusers has (~1 s of a short run's start-up). Sampling is
-diffusers' to the bit: ``mean + std * randn_tensor(...)`` with logvar clamped to [-30, 20]
+Kept here so that loading the video VAE does not import diffusers (see ``modeling``). Sampling
+is diffusers' to the bit: ``mean + std * randn_tensor(...)`` with logvar clamped to [-30, 20]
 (tests compare the two).
 """
 
@@ -11,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
+
+from .modeling import Output, randn_tensor
 
 
 class DiagonalGaussianDistribution:
@@ -33,6 +32,11 @@ class DiagonalGaussianDistribution:
 
 
 @dataclass
-class DecoderOutput(BaseOutput):
+class DecoderOutput(Output):
     sample: torch.Tensor
-    commit_loss: torch.FloatTensor | None = None
+    commit_loss: torch.Tensor | None = None
+
+
+@dataclass
+class AutoencoderKLOutput(Output):
+    latent_dist: DiagonalGaussianDistribution

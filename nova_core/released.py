@@ -85,12 +85,19 @@ ALIASES = {"video": "BAAI/nova-d48w1024-osp480", "image": "BAAI/nova-d48w1024-sd
            "sdxl1024-w1536": "BAAI/nova-d48w1536-sdxl1024"}
 
 
+CPU_SIZED = (*TINY, "demo")  # the bundled demo model's shapes (nova_core.demo.components)
+
+
 def config(name: str) -> tuple[str, dict]:
-    """Released repo id, short alias or tiny name -> (canonical name, description)."""
+    """Released repo id, short alias, tiny name or ``demo`` -> (canonical name, description)."""
     name = ALIASES.get(name, name)
     if name in CHECKPOINTS:
         return name, CHECKPOINTS[name]
     if name in TINY:
         return name, TINY[name]
-    known = ", ".join(sorted(ALIASES) + sorted(TINY) + sorted(CHECKPOINTS))
+    if name == "demo":
+        from .demo.components import description
+
+        return name, description()
+    known = ", ".join(sorted(ALIASES) + sorted(CPU_SIZED) + sorted(CHECKPOINTS))
     raise KeyError(f"unknown config {name!r}; known: {known}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from . import weights
-from .config_files import Bound, check_bounds, one_line, read_json, refuse_code
+from .config_files import Bound, check_bounds, check_types, one_line, read_json, refuse_code
 from .errors import CheckpointError
 from .quiet import quiet_libraries
 
@@ -42,40 +42,58 @@ PHI_BOUNDS = {
 
 def load_tokenizer(folder):
     """The tokenizer of ``folder`` through a fixed class: never ``AutoTokenizer``, which follows a
-    config's ``auto_map`` to a ``.py`` file beside it (and asks on stdin whether to run it)."""
-    import transformers
+    config's ``auto_map`` to a ``.py`` file beside it (and asks on stdin whether to run it).
+
+    Built on the ``tokenizers`` library alone (:mod:`nova_core.tokenizer`, the same ids as
+    transformers gives); only files that module does not rebuild go through transformers."""
+    from . import tokenizer as own
 
     folder = Path(folder)
-    config = {}
+    files = {}
     for name in TOKENIZER_JSON:  # every JSON file the tokenizer reads is checked first
         if (folder / name).is_file():
-            data = read_json(folder / name)
-            refuse_code(folder / name, data, "tokenizer")
-            config = data if name == "tokenizer_config.json" else config
+            files[name] = read_json(folder / name)
+            refuse_code(folder / name, files[name], "tokenizer")
+    config = files.get("tokenizer_config.json", {})
     if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
         raise CheckpointError(f"{folder}: the tokenizer component has no tokenizer.json or vocab.json")
     name = config.get("tokenizer_class") or "CodeGenTokenizer"
     if name not in TOKENIZER_CLASSES:
         raise CheckpointError(f"{folder / 'tokenizer_config.json'}: tokenizer_class {name!r} is not one nova "
                               f"loads ({', '.join(sorted(TOKENIZER_CLASSES))}); refused")
-    cls = getattr(transformers, TOKENIZER_CLASSES[name])
     try:
-        with quiet_libraries():
-            tokenizer = cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        try:
+            return own.build(folder, TOKENIZER_CLASSES[name], files)
+        except own.Unsupported:
+            return _transformers_tokenizer(folder, TOKENIZER_CLASSES[name])
+    except own.MissingPad:
+        raise CheckpointError(f"{folder}: the tokenizer has neither a pad nor an eos token to pad prompts "
+                              "with") from None
     except Exception as exc:  # tokenizers/transformers raise many types for broken files
         main = "tokenizer.json" if (folder / "tokenizer.json").is_file() else "vocab.json"
         raise CheckpointError(f"{folder / main}: cannot load the tokenizer ({one_line(exc)})") from None
-    tokenizer.padding_side = "right"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise CheckpointError(f"{folder}: the tokenizer has neither a pad nor an eos token to pad prompts with")
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+
+
+def _transformers_tokenizer(folder: Path, cls: str):
+    """Files :mod:`nova_core.tokenizer` does not rebuild, through transformers' class, wrapped so
+    that prompts still go to the backend the same way."""
+    import transformers
+
+    from .tokenizer import MissingPad, PromptTokenizer, source_files
+
+    with quiet_libraries():
+        tokenizer = getattr(transformers, cls).from_pretrained(str(folder), local_files_only=True,
+                                                                trust_remote_code=False)
+    if tokenizer.pad_token is None and tokenizer.eos_token is None:
+        raise MissingPad()
+    return PromptTokenizer(tokenizer.backend_tokenizer, tokenizer.pad_token or tokenizer.eos_token,
+                           tokenizer.eos_token, tokenizer.truncation_side, source_files(folder))
 
 
 def read_text_encoder_config(folder):
-    """``text_encoder/config.json`` checked and turned into a PhiConfig (Phi-2 is NOVA's encoder)."""
-    from transformers import PhiConfig
+    """``text_encoder/config.json`` checked and turned into a :class:`nova_core.phi.PhiSettings`
+    (Phi-2 is NOVA's encoder; the values and defaults are those of transformers' PhiConfig)."""
+    from .phi import PhiSettings
 
     path = Path(folder) / "config.json"
     config = read_json(path)
@@ -89,14 +107,15 @@ def read_text_encoder_config(folder):
                               f"(it builds {', '.join(TEXT_ENCODER_ARCHITECTURES)}); refused")
     check_bounds(path, config, PHI_BOUNDS, required=("hidden_size", "num_hidden_layers", "num_attention_heads",
                                                      "vocab_size"))
+    check_types(path, config, PhiSettings)
     if config["hidden_size"] % config["num_attention_heads"]:
         raise CheckpointError(f"{path}: hidden_size {config['hidden_size']} is not a multiple of "
                               f"num_attention_heads {config['num_attention_heads']}")
-    try:
-        with quiet_libraries():
-            return PhiConfig.from_dict(config)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a usable Phi config ({one_line(exc)})") from None
+    rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    if not isinstance(rope, dict):
+        raise CheckpointError(f"{path}: rope_scaling / rope_parameters must be an object, got {rope!r}")
+    check_bounds(path, rope, {k: PHI_BOUNDS[k] for k in ("rope_theta", "partial_rotary_factor")})
+    return PhiSettings.from_dict(config)
 
 
 def text_encoder_shapes(config, config_file) -> tuple[dict, set]:
@@ -133,11 +152,8 @@ def load_text_encoder(folder, dtype):
 @torch.no_grad()
 def encode_prompts(tokenizer, text_encoder, prompts: list[str], max_length: int):
     """-> (hidden (N, max_length, D) float32 on the encoder's device, unpadded lengths list)."""
-    batch = tokenizer(
-        list(prompts), padding="max_length", max_length=max_length, truncation=True,
-        return_tensors="pt",
-    )
-    lengths = batch.attention_mask.sum(dim=1).tolist()
-    ids = batch.input_ids.to(text_encoder.device)
+    ids, mask = tokenizer.encode(list(prompts), max_length)
+    lengths = mask.sum(dim=1).tolist()
+    ids = ids.to(text_encoder.device)
     hidden = text_encoder(input_ids=ids).last_hidden_state
     return hidden.float(), lengths

@@ -8,14 +8,13 @@ encoder, ``image_encoder`` the spatial encoder, ``image_decoder`` the diffusion 
 from __future__ import annotations
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .config import geometry
 from .diffusion_head import DiffusionHead
 from .embeddings import MaskEmbed, MotionEmbed, TextEmbed, VideoPosEmbed, space_embedding
 from .layers import Block, KVCache, run_blocks
+from .modeling import ModelMixin, register_to_config
 from .patches import PatchEmbed
 
 
@@ -117,10 +116,8 @@ class SpatialEncoder(nn.Module):
         return self.norm(h[:, c.size(1) :])
 
 
-class NOVATransformer3DModel(ModelMixin, ConfigMixin):
+class NOVATransformer3DModel(ModelMixin):
     """The NOVA transformer. Sampling lives in :mod:`nova_core.sampling`; this holds the weights."""
-
-    _supports_gradient_checkpointing = True  # diffusers' enable_gradient_checkpointing() works
 
     @register_to_config
     def __init__(

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.activations import get_activation
-from diffusers.models.modeling_outputs import AutoencoderKLOutput
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .posterior import DecoderOutput, DiagonalGaussianDistribution
+from .modeling import ModelMixin, register_to_config
+from .posterior import AutoencoderKLOutput, DecoderOutput, DiagonalGaussianDistribution
 
 # Long clips are processed in temporal windows, as the official code does. A window's first frame
 # is causal "image" context (encoded/decoded without its past), so consecutive windows overlap by
 # one frame and that frame is taken from the earlier window.
 ENCODE_WINDOW_FRAMES = 17  # pixel frames per encoder pass (= 5 latent frames)
 DECODE_WINDOW_LATENTS = 5  # latent frames per decoder pass (= 17 pixel frames)
+
+
+ACTIVATIONS = {"swish": nn.SiLU, "silu": nn.SiLU, "mish": nn.Mish, "gelu": nn.GELU, "relu": nn.ReLU}  # diffusers' names
+
+
+def activation(name: str) -> nn.Module:
+    if name.lower() not in ACTIVATIONS:
+        raise ValueError(f"unknown act_fn {name!r} (one of {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name.lower()]()
 
 
 def _is_3d(block_type: str) -> bool:
@@ -86,7 +92,7 @@ class ResnetBlock(nn.Module):
         self.conv_shortcut = None
         if in_channels != out_channels:
             self.conv_shortcut = conv(in_channels, out_channels, 1)
-        self.nonlinearity = get_activation(act_fn)
+        self.nonlinearity = activation(act_fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.conv_shortcut is None else self.conv_shortcut(x)
@@ -254,7 +260,7 @@ class Encoder(nn.Module):
                 DownEncoderBlock(in_ch, out_ch, layers, is_3d[i], downsample_3d, groups, act_fn)
             )
         self.mid_block = MidBlock(block_channels[-1], is_3d[-1], groups, act_fn)
-        self.conv_act = get_activation(act_fn)
+        self.conv_act = activation(act_fn)
         self.conv_norm_out = nn.GroupNorm(groups, block_channels[-1], eps=1e-6)
         self.conv_out = _conv_cls(is_3d[-1])(block_channels[-1], 2 * out_channels, 3, 1, 1)
         # Input frames per latent frame (after the first): one halving per 3D downsampler.
@@ -301,7 +307,7 @@ class Decoder(nn.Module):
         conv = _conv_cls(self.is_3d)
         self.conv_in = conv(in_channels, block_channels[0], 3, 1, 1)
         self.mid_block = MidBlock(block_channels[0], self.is_3d, groups, act_fn)
-        self.conv_act = get_activation(act_fn)
+        self.conv_act = activation(act_fn)
         self.conv_norm_out = nn.GroupNorm(groups, block_channels[-1], eps=1e-6)
         self.conv_out = conv(block_channels[-1], out_channels, 3, 1, 1)
 
@@ -315,7 +321,7 @@ class Decoder(nn.Module):
         return _as_video(h, num_frames)
 
 
-class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
+class AutoencoderKLOpenSora(ModelMixin):
     r"""Causal 3D KL autoencoder of OpenSora-Plan, as shipped with NOVA's ``osp480`` checkpoint.
 
     ``encode`` takes images (B, 3, H, W) or clips (B, 3, F, H, W) in [-1, 1] and returns unscaled
@@ -330,8 +336,6 @@ class AutoencoderKLOpenSora(ModelMixin, ConfigMixin):
     not covered yet are kept. Aligning to the end (rather than a shorter last window) keeps every
     window at the length the model was run with, and keeps the earlier windows unchanged.
     """
-
-    _supports_gradient_checkpointing = False
 
     @register_to_config
     def __init__(

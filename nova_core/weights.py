@@ -9,6 +9,7 @@ one-line CheckpointError. Libraries would otherwise fill missing tensors with ra
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -83,18 +84,58 @@ def file_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def meta_shapes(build: Callable, config_file: Path, component: str) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the model ``build()`` makes, built on the meta device (nothing allocated)."""
+@contextmanager
+def empty_weights():
+    """Build modules on the meta device, where no values exist, so random init is skipped: torch
+    sends a meta ``normal_`` (every ``nn.Embedding``) through ``torch._refs``, which imports
+    ``torch._dynamo``, ~2 s of CPU in a process that never compiles anything."""
     import torch
 
+    normal_ = torch.Tensor.normal_
+
+    def skip_on_meta(tensor, *args, **kwargs):
+        return tensor if tensor.is_meta else normal_(tensor, *args, **kwargs)
+
+    torch.Tensor.normal_ = skip_on_meta
     try:
-        with torch.device("meta"), quiet_libraries():
-            model = build()
+        with torch.device("meta"):
+            yield
+    finally:
+        torch.Tensor.normal_ = normal_
+
+
+def meta_model(build: Callable, config_file: Path, component: str):
+    """The model ``build()`` makes, built on the meta device (nothing allocated, no random init)."""
+    try:
+        with empty_weights(), quiet_libraries():
+            return build()
     except CheckpointError as exc:
         raise CheckpointError(f"{config_file}: {exc}") from None
     except Exception as exc:  # a config value the class cannot build from (types were checked)
         raise CheckpointError(f"{config_file}: cannot build the {component} from it ({one_line(exc)})") from None
+
+
+def shapes(model) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def meta_shapes(build: Callable, config_file: Path, component: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the model ``build()`` makes (built on the meta device)."""
+    return shapes(meta_model(build, config_file, component))
+
+
+def assign(model, files: list[Path], dtype) -> None:
+    """Load the (checked) tensors of ``files`` into a meta-built ``model`` as its own, in ``dtype``."""
+    from safetensors.torch import load_file
+
+    state = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:  # a buffer the files cannot hold; the class must make it itself
+        raise CheckpointError(f"{files[0].parent}: {', '.join(left[:3])} not in the weight files")
+    model.to(dtype)
 
 
 def check_match(component: str, folder: Path, expected: dict, found: dict, optional=frozenset()) -> None:

@@ -123,9 +123,27 @@ def transformer_config(settings: ComponentSettings) -> dict:
     }
 
 
+def description(settings: ComponentSettings | None = None) -> dict:
+    """The demo's shapes as ``nova_core.released`` describes a checkpoint (``nova bench --config demo``)."""
+    settings = settings or ComponentSettings()
+    channels = list(settings.vae_channels)
+    return dict(
+        kind="video", resolution=f"{FRAME_SIZE[1]}x{FRAME_SIZE[0]}", scheduler="DDPMScheduler",
+        vae="AutoencoderKLOpenSora", transformer=transformer_config(settings),
+        vae_config=dict(down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
+                        up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=channels, layers_per_block=1,
+                        latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
+                        sample_size=FRAME_SIZE[0]),
+        text_encoder=dict(vocab_size=len(vocabulary()), hidden_size=settings.text_width,
+                          intermediate_size=4 * settings.text_width, num_hidden_layers=settings.text_layers,
+                          num_attention_heads=settings.text_heads, max_position_embeddings=settings.text_len,
+                          partial_rotary_factor=0.5),
+    )
+
+
 def scheduler():
     """DDPM as the released video checkpoint uses it (scaled-linear betas, epsilon, clipped)."""
-    from diffusers import DDPMScheduler
+    from ..scheduling import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                          beta_schedule="scaled_linear", clip_sample=True, prediction_type="epsilon",

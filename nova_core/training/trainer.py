@@ -97,7 +97,7 @@ class Trainer:
         if not self.cfg.model.scratch:
             return loading.load_transformer(source, torch.float32)
         config = loading.read_config(source / "transformer" / "config.json", "transformer")
-        unknown = set(self.cfg.model.transformer) - set(NOVATransformer3DModel.extract_init_dict(config)[0])
+        unknown = set(self.cfg.model.transformer) - set(NOVATransformer3DModel.init_arguments())
         if unknown:
             raise ConfigError(f"model.transformer: unknown transformer setting(s) {', '.join(sorted(unknown))}")
         config.update(self.cfg.model.transformer)

@@ -27,6 +27,10 @@ class VAETrainSettings:
     lr: float = 1e-3
     warmup_steps: int = 50
     kl_weight: float = 1e-4  # per latent element, against the per-pixel reconstruction loss
+    # Extra weight of pixels far from the sample's median colour (0: plain mean). Where a small
+    # object on a flat background is a few % of the pixels, an unweighted loss is lowest with the
+    # object painted over by its background, and training settles there.
+    rare_pixel_weight: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -38,12 +42,25 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(np.array(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)
 
 
-def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float) -> tuple[torch.Tensor, dict]:
+def pixel_weights(x: torch.Tensor, rare_pixel_weight: float) -> torch.Tensor:
+    """(B, 1, T, H, W): 1 + w * (distance from the sample's median colour, 0..1)."""
+    median = x.flatten(2).median(dim=2).values[:, :, None, None, None]
+    distance = ((x - median).abs().amax(dim=1, keepdim=True) / 2).clamp(0, 1)
+    return 1 + rare_pixel_weight * distance
+
+
+def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float,
+             rare_pixel_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """x (B, 3, T, H, W) -> (loss, {"reconstruction", "kl"}); the latent is a posterior sample."""
     posterior = vae.encode(x).latent_dist
     z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
     recon = vae.decode(z).sample
-    reconstruction = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+    error = recon - x
+    if rare_pixel_weight:
+        weights = pixel_weights(x, rare_pixel_weight).expand_as(x)
+        reconstruction = ((error.abs() + error**2) * weights).sum() / weights.sum()
+    else:
+        reconstruction = F.l1_loss(recon, x) + F.mse_loss(recon, x)
     kl = 0.5 * (posterior.mean**2 + posterior.var - 1 - posterior.logvar).mean()
     return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
 
@@ -86,7 +103,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         for position, index in enumerate(picks):
             gen = generator(s.seed, step, position + 1)
             x = to_pixels(window(items[index], s.clip_frames, gen, s.crop))[None]
-            loss, parts = vae_loss(vae, x, gen, s.kl_weight)
+            loss, parts = vae_loss(vae, x, gen, s.kl_weight, s.rare_pixel_weight)
             (loss / s.batch_size).backward()
             totals["loss"] += loss.item() / s.batch_size
             for key, value in parts.items():

@@ -51,9 +51,11 @@ def test_shell_completion_knows_commands_and_presets():
 
     assert complete("nova t2", 1) == ["t2i", "t2v"]
     assert complete("nova t2v x --preset lo", 4) == ["low-memory"]
-    script = subprocess.run([sys.executable, "-m", "nova_cli", "--show-completion", "bash"], env=subprocess_env(),
-                            capture_output=True, text=True).stdout
-    assert "_nova_completion" in script
+    for shell, marker in (("bash", "_nova_completion"), ("zsh", "#compdef nova"), ("fish", "complete --command nova")):
+        # no terminal and a new session: Typer could not detect a shell, the name given is used
+        script = subprocess.run([sys.executable, "-m", "nova_cli", "--show-completion", shell], env=subprocess_env(),
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, start_new_session=True).stdout
+        assert marker in script, (shell, script[:200])
 
 
 def every_command():

@@ -51,3 +51,18 @@ def test_sizes_read_as_the_model_zoo_quotes_them():
            "BAAI/nova-d48w1536-sdxl1024": "1.4B", "BAAI/nova-d48w1024-osp480": "0.6B",
            "BAAI/nova-d48w1024-sd512": "0.6B"}
     assert {repo: released.zoo_size(info["params"]) for repo, info in released.CHECKPOINTS.items()} == zoo
+
+
+def test_the_demo_config_is_what_the_recipe_builds(tmp_path):
+    from nova_core.demo import components
+
+    name, desc = released.config("demo")
+    assert name == "demo" and desc["transformer"] == components.transformer_config(components.ComponentSettings())
+    vae = components.vae(components.ComponentSettings(), 0)
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in vae.config.items() if k in desc["vae_config"]} \
+        == desc["vae_config"]
+    from transformers import PhiConfig, PhiModel
+
+    theirs = PhiModel(PhiConfig(**desc["text_encoder"])).state_dict()
+    ours = components.text_encoder(components.ComponentSettings(), 0).state_dict()
+    assert {k: v.shape for k, v in theirs.items()} == {k: v.shape for k, v in ours.items()}

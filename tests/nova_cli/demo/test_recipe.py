@@ -82,3 +82,34 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     (tmp_path / "x").write_text("")
     assert main([str(tmp_path)]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(built, tmp_path, monkeypatch, capsys):
+    from nova_cli.demo import recipe
+
+    real = recipe.nova
+
+    def stop_at_train(*argv):
+        if argv[0] == "train":
+            raise KeyboardInterrupt
+        real(*argv)
+
+    monkeypatch.setattr(recipe, "nova", stop_at_train)
+    assert main([str(tmp_path / "c"), "--smoke"]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert main([str(tmp_path / "c"), "--smoke", "--resume", "--seed", "1"]) == 1  # other settings: refused
+    assert "other settings" in capsys.readouterr().err
+    monkeypatch.setattr(recipe, "nova", real)
+    assert main([str(tmp_path / "c"), "--smoke", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "vae: finished before, kept" in err and "prepare: finished before, kept" in err
+    for name in WEIGHTS:
+        a, b = load_file(str(built / name)), load_file(str(tmp_path / "c" / "checkpoint" / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    record = json.loads((tmp_path / "c" / "checkpoint" / "recipe.json").read_text())
+    assert len(record["resumed"]) == 1 and set(record["stages"]) == {"data", "vae", "prepare", "train", "assemble"}
+
+
+def test_resume_needs_a_run(tmp_path, capsys):
+    assert main([str(tmp_path / "none"), "--resume"]) == 2
+    assert "no run to resume" in capsys.readouterr().err

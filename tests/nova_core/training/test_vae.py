@@ -70,3 +70,18 @@ def test_bad_settings_are_refused():
         train_vae(small_vae(), items(), VAETrainSettings(steps=1, clip_frames=8))
     with pytest.raises(ValueError, match="at least one"):
         train_vae(small_vae(), [], VAETrainSettings(steps=1))
+
+
+def test_rare_pixels_weigh_more_and_zero_weight_is_the_plain_loss():
+    from nova_core.training.vae import pixel_weights, to_pixels
+
+    scene = random_scene(np.random.default_rng(3), num_frames=5)
+    x = to_pixels(scene.render())[None]
+    weights = pixel_weights(x, 10.0)[0, 0]
+    background = (x[0] == x[0, :, :1, :1, :1]).all(dim=0)  # the corner's colour is the background's
+    assert torch.allclose(weights[background], torch.ones(())) and weights.max() > 4 and weights.max() <= 11
+    vae = components.vae(components.ComponentSettings(), 0)
+    plain, parts = vae_loss(vae, x, torch.Generator().manual_seed(0), 1e-4)
+    same, _ = vae_loss(vae, x, torch.Generator().manual_seed(0), 1e-4, rare_pixel_weight=0.0)
+    weighted, wparts = vae_loss(vae, x, torch.Generator().manual_seed(0), 1e-4, rare_pixel_weight=10.0)
+    assert same == plain and wparts["reconstruction"] != parts["reconstruction"]
