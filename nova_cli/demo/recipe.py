@@ -23,7 +23,7 @@ clips, but read back by the test detector its whole 33-frame reconstructions hav
 colour in 10, shape in 7 and direction in 15 of 24 (shapes round off into blobs: 4 latent
 channels on a 10x16 grid). The transformer (3000 steps, loss 0.093) then paints the right
 background every time and the object almost never (scattered blobs of mixed colours), so no
-checkpoint ships yet: the VAE needs more capacity first.
+checkpoint ships yet: the VAE must keep shapes and colours first.
 """
 
 from __future__ import annotations
