@@ -267,16 +267,15 @@ def import_libraries(index: dict) -> None:
     diffusers (~1.7 s) only for a 2D VAE or a scheduler nova has no class of its own for."""
     from . import phi, scheduling, tokenizer, transformer  # noqa: F401  (imported for their import time)
 
-    if class_name(index, "vae") == "AutoencoderKLOpenSora":
+    vae, scheduler = class_name(index, "vae"), class_name(index, "scheduler")
+    if vae == "AutoencoderKLOpenSora":
         from . import vae_opensora  # noqa: F401
-    else:
+    theirs = [name for name in (vae, scheduler) if name != "AutoencoderKLOpenSora" and name not in scheduling.SCHEDULERS]
+    if theirs:
         import diffusers
 
-        getattr(diffusers, class_name(index, "vae"))
-    if class_name(index, "scheduler") not in scheduling.SCHEDULERS:
-        import diffusers
-
-        getattr(diffusers, class_name(index, "scheduler"), None)
+        for name in theirs:
+            getattr(diffusers, name, None)
 
 
 def load_components(folder: Path, dtype, timer=None) -> dict:

@@ -168,7 +168,7 @@ def build(outdir: Path, settings: RecipeSettings, say=print, resume: bool = Fals
     base = work / "base"
     if not finished("vae"):
         stage("vae")
-        base = vae_stage(work, settings, say, done)
+        vae_stage(work, base, settings, say, done)
 
     if not finished("prepare"):
         stage("prepare")
@@ -207,7 +207,7 @@ def build(outdir: Path, settings: RecipeSettings, say=print, resume: bool = Fals
     return final
 
 
-def vae_stage(work: Path, settings: RecipeSettings, say, done) -> Path:
+def vae_stage(work: Path, base: Path, settings: RecipeSettings, say, done) -> None:
     """Train the VAE on the rendered files, set its latent scale, write the base checkpoint."""
     from nova_core.demo import components
     from nova_core.training.vae import latent_scale, train_vae
@@ -224,11 +224,10 @@ def vae_stage(work: Path, settings: RecipeSettings, say, done) -> Path:
     vae.register_to_config(scaling_factor=scale)
     vae.eval().requires_grad_(False)
     say(f"[vae] reconstruction L1 on 16 whole clips: {eval_l1:.4f} (pixels in [-1, 1])")
-    shutil.rmtree(work / "base", ignore_errors=True)
-    base = components.save_checkpoint(work / "base", vae_model=vae, settings=settings.components, seed=settings.seed)
+    shutil.rmtree(base, ignore_errors=True)
+    components.save_checkpoint(base, vae_model=vae, settings=settings.components, seed=settings.seed)
     done("vae", first_loss=history[0]["loss"], last_loss=float(np.mean([m["loss"] for m in history[-10:]])),
          reconstruction_l1=eval_l1, scaling_factor=scale)
-    return base
 
 
 def main(argv=None) -> int:

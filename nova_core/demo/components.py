@@ -65,16 +65,26 @@ def save_tokenizer(folder: Path, max_length: int) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
+def text_encoder_config(settings: ComponentSettings) -> dict:
+    return dict(vocab_size=len(vocabulary()), hidden_size=settings.text_width,
+                intermediate_size=4 * settings.text_width, num_hidden_layers=settings.text_layers,
+                num_attention_heads=settings.text_heads, max_position_embeddings=settings.text_len,
+                partial_rotary_factor=0.5)
+
+
+def vae_config(settings: ComponentSettings) -> dict:
+    """Two 2D then two 3D down blocks: 8x in space, 4x in time."""
+    return dict(down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
+                up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=list(settings.vae_channels),
+                layers_per_block=1, latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
+                sample_size=FRAME_SIZE[0])
+
+
 def text_encoder(settings: ComponentSettings, seed: int):
     """A randomly initialised Phi decoder stack (``PhiModel``), seeded; it is never trained."""
     from transformers import PhiConfig, PhiModel
 
-    config = PhiConfig(
-        vocab_size=len(vocabulary()), hidden_size=settings.text_width, intermediate_size=4 * settings.text_width,
-        num_hidden_layers=settings.text_layers, num_attention_heads=settings.text_heads,
-        max_position_embeddings=settings.text_len, partial_rotary_factor=0.5,
-        bos_token_id=0, eos_token_id=0, pad_token_id=0,
-    )
+    config = PhiConfig(**text_encoder_config(settings), bos_token_id=0, eos_token_id=0, pad_token_id=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return PhiModel(config).eval().requires_grad_(False)
@@ -86,12 +96,7 @@ def vae(settings: ComponentSettings, seed: int, scaling_factor: float = 1.0):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoencoderKLOpenSora(
-            down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
-            up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=list(settings.vae_channels),
-            layers_per_block=1, latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
-            sample_size=FRAME_SIZE[0], scaling_factor=scaling_factor,
-        )
+        model = AutoencoderKLOpenSora(**vae_config(settings), scaling_factor=scaling_factor)
     narrow_posterior(model, settings.initial_logvar)
     return model
 
@@ -126,19 +131,9 @@ def transformer_config(settings: ComponentSettings) -> dict:
 def description(settings: ComponentSettings | None = None) -> dict:
     """The demo's shapes as ``nova_core.released`` describes a checkpoint (``nova bench --config demo``)."""
     settings = settings or ComponentSettings()
-    channels = list(settings.vae_channels)
-    return dict(
-        kind="video", resolution=f"{FRAME_SIZE[1]}x{FRAME_SIZE[0]}", scheduler="DDPMScheduler",
-        vae="AutoencoderKLOpenSora", transformer=transformer_config(settings),
-        vae_config=dict(down_block_types=["DownEncoderBlock2D"] * 2 + ["DownEncoderBlock3D"] * 2,
-                        up_block_types=["UpDecoderBlock3D"] * 4, block_out_channels=channels, layers_per_block=1,
-                        latent_channels=settings.latent_channels, norm_num_groups=settings.vae_groups,
-                        sample_size=FRAME_SIZE[0]),
-        text_encoder=dict(vocab_size=len(vocabulary()), hidden_size=settings.text_width,
-                          intermediate_size=4 * settings.text_width, num_hidden_layers=settings.text_layers,
-                          num_attention_heads=settings.text_heads, max_position_embeddings=settings.text_len,
-                          partial_rotary_factor=0.5),
-    )
+    return dict(kind="video", resolution=f"{FRAME_SIZE[1]}x{FRAME_SIZE[0]}", scheduler="DDPMScheduler",
+                vae="AutoencoderKLOpenSora", transformer=transformer_config(settings),
+                vae_config=vae_config(settings), text_encoder=text_encoder_config(settings))
 
 
 def scheduler():
