@@ -304,11 +304,24 @@ def load_components(folder: Path, dtype, timer=None) -> dict:
     return parts
 
 
+def tokenizer_class(folder: Path) -> str:
+    """The fast class of the tokenizer folder's own config (Phi-2's ``CodeGenTokenizer`` gives the
+    official ``CodeGenTokenizerFast``), so diffnext builds the tokenizer its files describe."""
+    try:
+        name = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        name = None
+    if not isinstance(name, str) or not name:
+        return "CodeGenTokenizerFast"
+    return name if name.endswith("Fast") else name + "Fast"
+
+
 def save_model_index(folder: Path, scheduler_name: str, vae_name: str) -> None:
-    """The official model_index.json (the shim module names included, so diffnext can read it)."""
+    """The official model_index.json (the shim module names included, so diffnext can read it);
+    written after the tokenizer folder, whose config names its class."""
     index = {
         "_class_name": "NOVAPipeline",
-        "tokenizer": ["transformers", "CodeGenTokenizerFast"],
+        "tokenizer": ["transformers", tokenizer_class(folder / "tokenizer")],
         "scheduler": ["diffusers", scheduler_name],
         "vae": ["__vae__", vae_name],
         "text_encoder": ["__text_encoder__", "PhiEncoderModel"],

@@ -1,6 +1,7 @@
 """What the pipeline promises beyond the reference numbers: no leftover state, multi-frame
 pre-fill, clear errors, dtypes, save/load."""
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -133,6 +134,8 @@ def test_save_pretrained_round_trip(t2v, tmp_path):
     t2v.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "model_index.json", "scheduler", "text_encoder", "tokenizer", "transformer", "vae"]
+    official = json.loads((TINY_T2V / "model_index.json").read_text())
+    assert json.loads((tmp_path / "ckpt" / "model_index.json").read_text())["tokenizer"] == official["tokenizer"]
     again = NOVAPipeline.from_pretrained(str(tmp_path / "ckpt"))
     a = t2v("a dog", max_latent_length=2, generator=gen(), **FAST).frames
     b = again("a dog", max_latent_length=2, generator=gen(), **FAST).frames
