@@ -26,11 +26,14 @@ class VAETrainSettings:
     crop: list | None = None  # [h, w] random crop of every sample (the VAE is convolutional), None: whole
     lr: float = 1e-3
     warmup_steps: int = 50
+    schedule: str = "constant"  # after the warmup: "constant" or "cosine" (down to 1 % of lr at the end)
+    clip_grad: float | None = None  # max gradient norm, None: not clipped
     kl_weight: float = 1e-4  # per latent element, against the per-pixel reconstruction loss
     # Extra weight of pixels far from the sample's median colour (0: plain mean). Where a small
     # object on a flat background is a few % of the pixels, an unweighted loss is lowest with the
     # object painted over by its background, and training settles there.
     rare_pixel_weight: float = 0.0
+    crop_on_content: bool = False  # crops hold the object (see ``window``)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -65,20 +68,48 @@ def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float,
     return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
 
 
-def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None) -> np.ndarray:
+def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_content: bool = False) -> np.ndarray:
     """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image),
-    cut to a random ``crop`` = [h, w] of the frame when given."""
+    cut to a random ``crop`` = [h, w] of the frame when given. ``on_content``: the crop is drawn
+    among those that hold every pixel far from the run's median colour (the object), or that
+    centre it when none can; on a small object most plain random crops miss it."""
     if len(frames) > length:
         start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
         frames = frames[start : start + length]
-    if crop is not None:
-        (height, width), (h, w) = frames.shape[1:3], crop
-        if h > height or w > width:
-            raise ValueError(f"crop {list(crop)} is larger than the {height}x{width} frames")
-        top = int(torch.randint(height - h + 1, (), generator=gen))
-        left = int(torch.randint(width - w + 1, (), generator=gen))
-        frames = frames[:, top : top + h, left : left + w]
-    return frames
+    if crop is None:
+        return frames
+    (height, width), (h, w) = frames.shape[1:3], crop
+    if h > height or w > width:
+        raise ValueError(f"crop {list(crop)} is larger than the {height}x{width} frames")
+    rows, cols = (0, height - h), (0, width - w)
+    if on_content:
+        far = (pixel_weights(to_pixels(frames)[None], 1.0)[0, 0] > 1.2).any(dim=0)
+        ys, xs = torch.nonzero(far, as_tuple=True)
+        if len(ys):
+            rows = _holding(int(ys.min()), int(ys.max()), h, height)
+            cols = _holding(int(xs.min()), int(xs.max()), w, width)
+    top = rows[0] + int(torch.randint(rows[1] - rows[0] + 1, (), generator=gen))
+    left = cols[0] + int(torch.randint(cols[1] - cols[0] + 1, (), generator=gen))
+    return frames[:, top : top + h, left : left + w]
+
+
+def _holding(first: int, last: int, size: int, total: int) -> tuple[int, int]:
+    """The crop starts (lowest, highest) along one axis that hold pixels first..last, or the one
+    start that centres them when they do not fit."""
+    low, high = max(0, last + 1 - size), min(total - size, first)
+    if low > high:
+        low = high = min(max(0, (first + last + 1 - size) // 2), total - size)
+    return low, high
+
+
+def lr_factor(step: int, s: VAETrainSettings) -> float:
+    """Linear warmup, then constant or cosine down to 1 % at the last step."""
+    if step < s.warmup_steps:
+        return (step + 1) / s.warmup_steps
+    if s.schedule == "constant":
+        return 1.0
+    progress = (step - s.warmup_steps) / max(1, s.steps - 1 - s.warmup_steps)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None) -> list[dict]:
@@ -92,8 +123,10 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         raise ValueError(f"clip_frames must be 1 + {vae.temporal_compression_ratio}k, got {settings.clip_frames}")
     s = settings
     vae.train()
+    if s.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {s.schedule!r}")
     optimizer = torch.optim.AdamW(vae.parameters(), lr=s.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, s.warmup_steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, s))
     history = []
     for step in range(s.steps):
         order = generator(s.seed, step, 0)
@@ -102,12 +135,14 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
         for position, index in enumerate(picks):
             gen = generator(s.seed, step, position + 1)
-            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop))[None]
+            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop, s.crop_on_content))[None]
             loss, parts = vae_loss(vae, x, gen, s.kl_weight, s.rare_pixel_weight)
             (loss / s.batch_size).backward()
             totals["loss"] += loss.item() / s.batch_size
             for key, value in parts.items():
                 totals[key] += value / s.batch_size
+        if s.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), s.clip_grad)
         optimizer.step()
         schedule.step()
         metrics = dict(step=step + 1, lr=schedule.get_last_lr()[0], **totals)

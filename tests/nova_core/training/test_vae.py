@@ -85,3 +85,36 @@ def test_rare_pixels_weigh_more_and_zero_weight_is_the_plain_loss():
     same, _ = vae_loss(vae, x, torch.Generator().manual_seed(0), 1e-4, rare_pixel_weight=0.0)
     weighted, wparts = vae_loss(vae, x, torch.Generator().manual_seed(0), 1e-4, rare_pixel_weight=10.0)
     assert same == plain and wparts["reconstruction"] != parts["reconstruction"]
+
+
+def test_crops_on_content_hold_the_object():
+    from nova_core.demo.scenes import Scene
+
+    clip = Scene("red", "square", "right", "black", size=12.0, start=(20.0, 60.0), speed=1.0, num_frames=5).render()
+    far = np.abs(clip.astype(int) - 15).max(axis=-1) > 60  # the object's pixels over the run
+    missed = held = 0
+    for seed in range(40):
+        random_crop = window(clip, 5, torch.Generator().manual_seed(seed), [24, 32])
+        crop = window(clip, 5, torch.Generator().manual_seed(seed), [24, 32], on_content=True)
+        assert crop.shape == (5, 24, 32, 3)
+        count = lambda frames: (np.abs(frames.astype(int) - 15).max(axis=-1) > 60).sum()
+        held += count(crop) == far.sum()
+        missed += count(random_crop) < far.sum()
+    assert held == 40 and missed > 20  # plain random crops cut the object most of the time
+    # an object larger than the crop: the crop centres it
+    big = window(clip, 5, torch.Generator().manual_seed(0), [8, 8], on_content=True)
+    assert (np.abs(big.astype(int) - 15).max(axis=-1) > 60).all()
+
+
+def test_cosine_schedule_warms_up_then_decays_to_one_percent():
+    from nova_core.training.vae import lr_factor
+
+    s = VAETrainSettings(steps=101, warmup_steps=10, schedule="cosine")
+    factors = [lr_factor(step, s) for step in range(s.steps)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert factors[-1] == pytest.approx(0.01)
+    constant = VAETrainSettings(steps=101, warmup_steps=10)
+    assert lr_factor(50, constant) == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        train_vae(small_vae(), items(), VAETrainSettings(steps=1, clip_frames=5, schedule="step"))
