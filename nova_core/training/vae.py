@@ -34,6 +34,7 @@ class VAETrainSettings:
     # object painted over by its background, and training settles there.
     rare_pixel_weight: float = 0.0
     crop_on_content: bool = False  # crops hold the object (see ``window``)
+    max_frame_stride: int = 1  # windows take every k-th frame, k in 1..this (see ``window``)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -68,12 +69,21 @@ def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float,
     return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
 
 
-def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_content: bool = False) -> np.ndarray:
-    """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image),
-    cut to a random ``crop`` = [h, w] of the frame when given. ``on_content``: the crop is drawn
+def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_content: bool = False,
+           max_stride: int = 1) -> np.ndarray:
+    """A random run of ``length`` frames (the whole item when it is shorter, e.g. an image), every
+    k-th frame with k drawn from 1..``max_stride`` (as far as the item is long enough: faster motion
+    than the clips have, so the latents after the first must carry it), cut to a random ``crop`` =
+    [h, w] of the frame when given. ``on_content``: the crop is drawn
     among those that hold every pixel far from the run's median colour (the object), or that
     centre it when none can; on a small object most plain random crops miss it."""
-    if len(frames) > length:
+    if max_stride > 1 and len(frames) > length:
+        longest = min(max_stride, (len(frames) - 1) // (length - 1))
+        stride = 1 + int(torch.randint(longest, (), generator=gen))
+        span = (length - 1) * stride + 1
+        start = int(torch.randint(len(frames) - span + 1, (), generator=gen))
+        frames = frames[start : start + span : stride]
+    elif len(frames) > length:
         start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
         frames = frames[start : start + length]
     if crop is None:
@@ -135,7 +145,8 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
         for position, index in enumerate(picks):
             gen = generator(s.seed, step, position + 1)
-            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop, s.crop_on_content))[None]
+            x = to_pixels(window(items[index], s.clip_frames, gen, s.crop, s.crop_on_content,
+                                        s.max_frame_stride))[None]
             loss, parts = vae_loss(vae, x, gen, s.kl_weight, s.rare_pixel_weight)
             (loss / s.batch_size).backward()
             totals["loss"] += loss.item() / s.batch_size

@@ -118,3 +118,17 @@ def test_cosine_schedule_warms_up_then_decays_to_one_percent():
     assert lr_factor(50, constant) == 1.0
     with pytest.raises(ValueError, match="schedule"):
         train_vae(small_vae(), items(), VAETrainSettings(steps=1, clip_frames=5, schedule="step"))
+
+
+def test_windows_with_a_frame_stride():
+    clip = np.arange(33)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3).astype(np.uint8)
+    strides = set()
+    for seed in range(30):
+        run = window(clip, 9, torch.Generator().manual_seed(seed), max_stride=3)[:, 0, 0, 0].astype(int)
+        steps = set(np.diff(run))
+        assert len(run) == 9 and len(steps) == 1
+        strides |= steps
+    assert strides == {1, 2, 3}
+    # a clip too short for a stride keeps stride 1; a still stays whole
+    assert list(window(clip[:9], 9, torch.Generator(), max_stride=4)[:, 0, 0, 0]) == list(range(9))
+    assert len(window(clip[:1], 9, torch.Generator(), max_stride=4)) == 1
