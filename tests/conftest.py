@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The suite sends Ctrl-C to nova (in-process and to child processes). A shell that runs it in the
+# background (`cmd &`) starts it with SIGINT ignored, which children inherit; restore the terminal's.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -287,8 +287,8 @@ def test_ctrl_c_while_ffmpeg_writes_leaves_nothing_behind(tmp_path, wait):
         assert any(name.endswith(".part.mp4") for name in files(out))  # mid-write
         assert _writers_of(out)  # ffmpeg is running
         os.killpg(process.pid, signal.SIGINT)
-        rest = process.stderr.read()
-        assert process.wait(timeout=60) == 130, rest
+        _, rest = process.communicate(timeout=60)
+        assert process.returncode == 130, rest
     finally:
         if process.poll() is None:
             process.kill()
