@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import signal
 import time
@@ -28,6 +27,7 @@ from .data import BatchMaker, BatchPlan, CaptionEncoder, SampleSettings
 from .display import NullDisplay
 from .ema import EMA
 from .loss import NoiseSchedule, TrainingObjective
+from .lr import lr_factor
 
 LOG = "log.jsonl"
 
@@ -159,12 +159,8 @@ class Trainer:
                 {"params": plain, "weight_decay": 0.0}]
 
     def _lr_factor(self, step: int) -> float:
-        o, steps = self.cfg.optim, self.cfg.train.steps
-        if step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        if o.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - o.warmup_steps) / max(1, steps - o.warmup_steps))))
-        return 1.0
+        o = self.cfg.optim
+        return lr_factor(step, o.warmup_steps, o.schedule, self.cfg.train.steps - o.warmup_steps)
 
     @property
     def _bf16(self) -> bool:

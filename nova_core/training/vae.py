@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import generator
+from .lr import SCHEDULES
+from .lr import lr_factor as shared_lr_factor
 
 
 @dataclass
@@ -48,11 +50,15 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(np.array(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)
 
 
+def median_distance(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, H, W): each pixel's distance from the sample's median colour, 0..1."""
+    median = x.flatten(2).median(dim=2).values[:, :, None, None, None]
+    return ((x - median).abs().amax(dim=1, keepdim=True) / 2).clamp(0, 1)
+
+
 def pixel_weights(x: torch.Tensor, rare_pixel_weight: float) -> torch.Tensor:
     """(B, 1, T, H, W): 1 + w * (distance from the sample's median colour, 0..1)."""
-    median = x.flatten(2).median(dim=2).values[:, :, None, None, None]
-    distance = ((x - median).abs().amax(dim=1, keepdim=True) / 2).clamp(0, 1)
-    return 1 + rare_pixel_weight * distance
+    return 1 + rare_pixel_weight * median_distance(x)
 
 
 def vae_loss(vae, x: torch.Tensor, gen: torch.Generator, kl_weight: float,
@@ -79,15 +85,13 @@ def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_
     [h, w] of the frame when given. ``on_content``: the crop is drawn
     among those that hold every pixel far from the run's median colour (the object), or that
     centre it when none can; on a small object most plain random crops miss it."""
-    if max_stride > 1 and len(frames) > length:
-        longest = min(max_stride, (len(frames) - 1) // (length - 1))
-        stride = 1 + int(torch.randint(longest, (), generator=gen))
+    if len(frames) > length:
+        stride = 1
+        if max_stride > 1 and length > 1:  # drawn only then, so stride-1 windows keep their draws
+            stride += int(torch.randint(min(max_stride, (len(frames) - 1) // (length - 1)), (), generator=gen))
         span = (length - 1) * stride + 1
         start = int(torch.randint(len(frames) - span + 1, (), generator=gen))
         frames = frames[start : start + span : stride]
-    elif len(frames) > length:
-        start = int(torch.randint(len(frames) - length + 1, (), generator=gen))
-        frames = frames[start : start + length]
     if crop is None:
         return frames
     (height, width), (h, w) = frames.shape[1:3], crop
@@ -95,7 +99,7 @@ def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_
         raise ValueError(f"crop {list(crop)} is larger than the {height}x{width} frames")
     rows, cols = (0, height - h), (0, width - w)
     if on_content:
-        far = (pixel_weights(to_pixels(frames)[None], 1.0)[0, 0] > 1.2).any(dim=0)
+        far = (median_distance(to_pixels(frames)[None])[0, 0] > 0.2).any(dim=0)
         ys, xs = torch.nonzero(far, as_tuple=True)
         if len(ys):
             rows = _holding(int(ys.min()), int(ys.max()), h, height)
@@ -115,13 +119,8 @@ def _holding(first: int, last: int, size: int, total: int) -> tuple[int, int]:
 
 
 def lr_factor(step: int, s: VAETrainSettings) -> float:
-    """Linear warmup, then constant or cosine down to 1 % at the last step."""
-    if step < s.warmup_steps:
-        return (step + 1) / s.warmup_steps
-    if s.schedule == "constant":
-        return 1.0
-    progress = (step - s.warmup_steps) / max(1, s.steps - 1 - s.warmup_steps)
-    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    """Warmup, then constant or cosine down to 1 % of the lr at the last step."""
+    return shared_lr_factor(step, s.warmup_steps, s.schedule, s.steps - 1 - s.warmup_steps, floor=0.01)
 
 
 def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None) -> list[dict]:
@@ -135,8 +134,8 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         raise ValueError(f"clip_frames must be 1 + {vae.temporal_compression_ratio}k, got {settings.clip_frames}")
     s = settings
     vae.train()
-    if s.schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {s.schedule!r}")
+    if s.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {s.schedule!r}")
     optimizer = torch.optim.AdamW(vae.parameters(), lr=s.lr, betas=(0.9, 0.99), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, s))
     history = []
