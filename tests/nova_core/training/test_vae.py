@@ -132,3 +132,28 @@ def test_windows_with_a_frame_stride():
     # a clip too short for a stride keeps stride 1; a still stays whole
     assert list(window(clip[:9], 9, torch.Generator(), max_stride=4)[:, 0, 0, 0]) == list(range(9))
     assert len(window(clip[:1], 9, torch.Generator(), max_stride=4)) == 1
+
+
+def test_a_batch_is_the_mean_of_its_samples():
+    """Batched (how a step runs, for speed) or one by one, the loss and its gradients are the same."""
+    vae = small_vae()
+    x = torch.stack([torch.from_numpy(c.astype(np.float32) / 127.5 - 1).permute(3, 0, 1, 2) for c in items()[:2]])
+
+    def gens():
+        return [torch.Generator().manual_seed(s) for s in (3, 4)]
+
+    def grads():
+        out = [p.grad.clone() for p in vae.parameters()]
+        vae.zero_grad()
+        return out
+
+    batched, parts = vae_loss(vae, x, gens(), 1e-2, rare_pixel_weight=10.0)
+    batched.backward()
+    together = grads()
+    singles = [vae_loss(vae, x[i : i + 1], gen, 1e-2, rare_pixel_weight=10.0) for i, gen in enumerate(gens())]
+    (sum(loss for loss, _ in singles) / 2).backward()
+    apart = grads()
+    assert batched.item() == pytest.approx(sum(loss.item() for loss, _ in singles) / 2, rel=1e-5)
+    assert parts["kl"] == pytest.approx(sum(p["kl"] for _, p in singles) / 2, rel=1e-5)
+    for a, b in zip(together, apart):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)  # batched convs take other kernels
