@@ -14,16 +14,17 @@ Each finished stage is written to OUTDIR/work/record.json; ``--resume`` continue
 from the stage that did not finish (every stage is seeded, so the weights are those of an
 unbroken run). ``--smoke`` runs the same stages on a handful of items and steps (a test runs it).
 
-Cost at the full settings on the 2-core build machine (wall time, both cores): data ~3 min, the
-VAE ~29 min (1500 steps, ~1.2 s each), prepare ~3 min, the transformer ~29 min (3000 steps, ~0.57 s
-each): about 65 minutes, inside the 2 hours asked.
+Cost at the full settings on the 2-core build machine (wall time, both cores): data ~2 min, the
+VAE ~37 min (2400 steps of 8 crops, ~0.93 s each), prepare ~3 min, the transformer ~29 min (3000
+steps, ~0.57 s each): about 70 minutes, inside the 2 hours asked.
 
-Status (second full run, weighted VAE loss): the VAE keeps an object in 24 of 24 reconstructed
-clips, but read back by the test detector its whole 33-frame reconstructions have the right
-colour in 10, shape in 7 and direction in 15 of 24 (shapes round off into blobs: 4 latent
-channels on a 10x16 grid). The transformer (3000 steps, loss 0.093) then paints the right
-background every time and the object almost never (scattered blobs of mixed colours), so no
-checkpoint ships yet: the VAE must keep shapes and colours first.
+Status (third full run, 16 latent channels, VAE only): the VAE's whole 33-frame reconstructions
+read right for colour in 8, shape in 6 and direction in 19 of 24 clips (L1 0.054). Its objects
+lagged behind in time: every causal conv averaged ~3 frames from the start, so each frame's object
+was drawn back towards frame 0's place. A fresh VAE now starts per frame
+(``components.start_per_frame``). A 600-step probe with that start reads direction in 24 of 24 and
+tracks the object's position to 1-3 px, but colour (8) and shape (8) are still wrong, so no
+checkpoint ships yet. The full recipe has not yet run with that start.
 """
 
 from __future__ import annotations

@@ -100,7 +100,27 @@ def vae(settings: ComponentSettings, seed: int, scaling_factor: float = 1.0):
         torch.manual_seed(seed)
         model = AutoencoderKLOpenSora(**vae_config(settings), scaling_factor=scaling_factor)
     narrow_posterior(model, settings.initial_logvar)
+    start_per_frame(model)
     return model
+
+
+@torch.no_grad()
+def start_per_frame(model) -> None:
+    """Start every causal 3D conv on its current frame only (the past taps zero, the current tap
+    scaled by sqrt(kernel_t) to keep the output's variance), as 3D VAEs inflated from 2D ones start.
+
+    With the default init each conv averages ~3 frames, and the encoder's and decoder's long causal
+    receptive fields drag every frame's object back towards frame 0's place. Measured on the demo
+    clips (600 steps of 8 9-frame crops): the object's centre in reconstructed frames 16/20/28/32 of a
+    clip at x = 60/72/96/108 comes out at 58/73/95/105 with this start, and direction reads 24 of 24
+    whole clips; with the default init, even after 2400 steps, 13/27/36/48 and 19 of 24.
+    """
+    from ..vae_opensora import CausalConv3d
+
+    for module in model.modules():
+        if isinstance(module, CausalConv3d) and module.kernel_size[0] > 1:
+            module.weight[:, :, :-1] = 0
+            module.weight[:, :, -1] *= module.kernel_size[0] ** 0.5
 
 
 @torch.no_grad()
