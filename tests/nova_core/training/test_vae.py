@@ -6,7 +6,7 @@ import torch
 
 from nova_core.demo import components
 from nova_core.demo.scenes import random_scene
-from nova_core.training.vae import VAETrainSettings, latent_scale, train_vae, vae_loss, window
+from nova_core.training.vae import VAETrainSettings, latent_scale, to_pixels, train_vae, vae_loss, window
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_bad_settings_are_refused():
 
 
 def test_rare_pixels_weigh_more_and_zero_weight_is_the_plain_loss():
-    from nova_core.training.vae import pixel_weights, to_pixels
+    from nova_core.training.vae import pixel_weights
 
     scene = random_scene(np.random.default_rng(3), num_frames=5)
     x = to_pixels(scene.render())[None]
@@ -137,7 +137,7 @@ def test_windows_with_a_frame_stride():
 def test_a_batch_is_the_mean_of_its_samples():
     """Batched (how a step runs, for speed) or one by one, the loss and its gradients are the same."""
     vae = small_vae()
-    x = torch.stack([torch.from_numpy(c.astype(np.float32) / 127.5 - 1).permute(3, 0, 1, 2) for c in items()[:2]])
+    x = torch.stack([to_pixels(c) for c in items()[:2]])
 
     def gens():
         return [torch.Generator().manual_seed(s) for s in (3, 4)]
