@@ -23,8 +23,10 @@ read right for colour in 8, shape in 6 and direction in 19 of 24 clips (L1 0.054
 lagged behind in time: every causal conv averaged ~3 frames from the start, so each frame's object
 was drawn back towards frame 0's place. A fresh VAE now starts per frame
 (``components.start_per_frame``). A 600-step probe with that start reads direction in 24 of 24 and
-tracks the object's position to 1-3 px, but colour (8) and shape (8) are still wrong, so no
-checkpoint ships yet. The full recipe has not yet run with that start.
+tracks the object's position to 1-3 px. With more steps colour comes too (22 of 24 from 2400 steps
+of a 4800-step cosine), but shape does not: every object comes back as a round blob, so no
+checkpoint ships yet (the probes are in CHANGELOG.md). The full recipe has not yet run with that
+start.
 """
 
 from __future__ import annotations
