@@ -10,7 +10,7 @@
       training_state/
         state.json              step, data order (seed, batch size, cache fingerprint), EMA count
         model.safetensors       the trained (non-EMA) weights, only when transformer/ holds the EMA
-        optimizer.pt  lr_scheduler.pt  rng.pt
+        optimizer.safetensors  lr_scheduler.safetensors  rng.safetensors   (see state_file)
 
 So ``NOVAPipeline.from_pretrained("checkpoint-000100")`` and ``nova t2v --model`` load it as is.
 A checkpoint is written as ``checkpoint-000100.tmp`` and renamed when complete, so an interrupted
@@ -25,13 +25,14 @@ import re
 import shutil
 from pathlib import Path
 
-import torch
-
 from .. import loading
+from ..errors import CheckpointError
+from . import state_file
 
 COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer")
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 STATE = "training_state"
+RESUME_PARTS = ("optimizer", "lr_scheduler", "rng")  # each in STATE/{name}.safetensors
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -88,9 +89,8 @@ def save(output_dir, step: int, *, components: Path, transformer_config: dict, w
     folder.mkdir()
     if ema_weights is not None:
         save_file(_contiguous(weights), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    torch.save(optimizer, folder / "optimizer.pt")
-    torch.save(lr_scheduler, folder / "lr_scheduler.pt")
-    torch.save(rng, folder / "rng.pt")
+    for name, value in zip(RESUME_PARTS, (optimizer, lr_scheduler, rng)):
+        state_file.save(value, folder / f"{name}.safetensors")
     (folder / "state.json").write_text(json.dumps(dict(state, step=step), indent=1) + "\n")
     if final.exists():  # re-saving the same step (e.g. after an interrupt at a save point)
         shutil.rmtree(final)
@@ -111,10 +111,17 @@ def load(folder: Path) -> dict:
         "config": json.loads((folder / "transformer" / "config.json").read_text()),
         "weights": load_file(str(state_dir / "model.safetensors")) if has_ema else published,
         "ema_weights": published if has_ema else None,
-        "optimizer": torch.load(state_dir / "optimizer.pt", weights_only=True),
-        "lr_scheduler": torch.load(state_dir / "lr_scheduler.pt", weights_only=True),
-        "rng": torch.load(state_dir / "rng.pt", weights_only=True),
+        **{name: _resume_part(state_dir, name) for name in RESUME_PARTS},
     }
+
+
+def _resume_part(state_dir: Path, name: str):
+    path = state_dir / f"{name}.safetensors"
+    if not path.is_file():
+        old = " (its .pt pickle, from an older nova, is not read)" if (state_dir / f"{name}.pt").is_file() else ""
+        raise CheckpointError(f"{state_dir.parent}: cannot resume, {STATE}/{path.name} is missing{old}; "
+                              f"start a new output_dir, or train from it with model.checkpoint")
+    return state_file.load(path)
 
 
 def prune(output_dir, keep: int) -> None:
