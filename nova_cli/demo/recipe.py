@@ -27,6 +27,8 @@ tracks the object's position to 1-3 px. With more steps colour comes too (22 of 
 of a 4800-step cosine), but shape does not: every object comes back as a round blob, so no
 checkpoint ships yet (the probes are in CHANGELOG.md). The full recipe has not yet run with that
 start.
+The transformer stage, run on a 3000-step probe VAE (colour right in 22 of 24 reconstructions),
+paints the background right for 24 of 24 prompts but an object for only 9 (colour right in 2).
 """
 
 from __future__ import annotations
