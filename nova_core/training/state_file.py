@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..config_files import one_line
 from ..errors import CheckpointError
 
 STRUCTURE = "nova.structure"  # header key of the JSON structure
@@ -57,9 +58,9 @@ def load(path: Path):
             structure = (f.metadata() or {}).get(STRUCTURE)
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except OSError as error:
-        raise StateFileError(f"{path}: cannot read it ({error})") from None
+        raise StateFileError(f"{path}: cannot read it ({one_line(error)})") from None
     except Exception as error:  # safetensors' own errors (a truncated or foreign file)
-        raise StateFileError(f"{path}: not a safetensors file ({error})") from None
+        raise StateFileError(f"{path}: not a safetensors file ({one_line(error)})") from None
     if structure is None:
         raise StateFileError(f"{path}: no {STRUCTURE} entry in its header: not a nova state file")
 
@@ -89,7 +90,7 @@ def load(path: Path):
 
     try:
         return decode(json.loads(structure))
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        if isinstance(error, StateFileError):
-            raise
-        raise StateFileError(f"{path}: malformed structure ({error})") from None
+    except StateFileError:
+        raise
+    except (TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise StateFileError(f"{path}: malformed structure ({one_line(error)})") from None
