@@ -34,10 +34,10 @@ class Ranks:
 
 def from_environment(env=os.environ) -> Ranks:
     """The ranks torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK; one process otherwise."""
-    world = int(env.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Ranks()
-    return Ranks(int(env["RANK"]), world, int(env.get("LOCAL_RANK", "0")))
+    from nova_core.training.distributed import torchrun_ranks
+
+    rank, world, local = torchrun_ranks(env)
+    return Ranks(rank, world, local) if world > 1 else Ranks()
 
 
 @contextmanager
@@ -57,7 +57,11 @@ def process_group(ranks: Ranks):
 
 
 def under_torchrun(env=os.environ) -> bool:
-    return int(env.get("WORLD_SIZE", "1")) > 1
+    """Whether to leave as a torchrun rank does (lenient: the command itself reports a bad environment)."""
+    try:
+        return int(env.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
 
 
 def leave(code: int) -> None:

@@ -8,7 +8,6 @@ one when started again with the same settings.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -68,7 +67,7 @@ def train(
     from nova_core.training.display import default_display
     from nova_core.training.trainer import Trainer, TrainingInterrupted
 
-    display = default_display(is_main=os.environ.get("RANK", "0") == "0")  # torchrun sets RANK
+    display = default_display(is_main=distributed.torchrun_ranks()[0] == 0)
     try:
         trainer = Trainer(settings, display)
         folder = trainer.run()

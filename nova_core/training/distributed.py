@@ -31,10 +31,36 @@ class Processes:
         return self.rank == 0
 
 
+def torchrun_ranks(env=os.environ) -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK.
+
+    Without WORLD_SIZE > 1 this is one process (rank 0), whatever a stray RANK says: the names are
+    generic, and a shell or scheduler may set RANK for its own reasons. Values that cannot be a
+    torchrun world are a one-line error, not an index error deep in the data sharding.
+    """
+    from ..errors import InputError
+
+    def number(name, default):
+        value = env.get(name, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{name}={value!r} in the environment is not an integer (torchrun sets it)") from None
+
+    world = number("WORLD_SIZE", "1")
+    if world <= 1:
+        return 0, 1, 0
+    if "RANK" not in env:
+        raise InputError(f"WORLD_SIZE={world} but RANK is not set: start the processes with torchrun")
+    rank, local = number("RANK", None), number("LOCAL_RANK", "0")
+    if not 0 <= rank < world or local < 0:
+        raise InputError(f"RANK={rank} / LOCAL_RANK={local} do not fit WORLD_SIZE={world} (torchrun sets them)")
+    return rank, world, local
+
+
 def setup(device: str = "auto") -> Processes:
     """Join the torchrun process group if there is one; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local = torchrun_ranks()
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         from .config import ConfigError

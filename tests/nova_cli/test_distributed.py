@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+
+import pytest
 
 from nova_cli import distributed
 from nova_cli.distributed import Ranks, from_environment
@@ -35,3 +38,21 @@ def test_only_a_torchrun_world_leaves_early():
     assert distributed.under_torchrun({"WORLD_SIZE": "2"})
     assert not distributed.under_torchrun({"WORLD_SIZE": "1"})
     assert not distributed.under_torchrun({})
+
+
+def test_a_stray_rank_without_a_world_is_one_process():
+    # RANK is a generic name (schedulers, shells); without WORLD_SIZE > 1 nova runs alone
+    assert from_environment({"RANK": "32"}) == Ranks() and from_environment({"RANK": "3", "WORLD_SIZE": "1"}) == Ranks()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "2"}, "RANK is not set"),
+    ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 / LOCAL_RANK=0 do not fit WORLD_SIZE=2"),
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' in the environment is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"}, "LOCAL_RANK='x'"),
+])
+def test_an_impossible_torchrun_environment_is_one_line(env, message):
+    from nova_core.errors import InputError
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        from_environment(env)
