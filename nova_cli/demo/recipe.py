@@ -14,9 +14,11 @@ Each finished stage is written to OUTDIR/work/record.json; ``--resume`` continue
 from the stage that did not finish (every stage is seeded, so the weights are those of an
 unbroken run). ``--smoke`` runs the same stages on a handful of items and steps (a test runs it).
 
-Cost at the full settings on the 2-core build machine (wall time, both cores): data ~2 min, the
-VAE ~37 min (2400 steps of 8 crops, ~0.93 s each), prepare ~3 min, the transformer ~29 min (3000
-steps, ~0.57 s each): about 70 minutes, inside the 2 hours asked.
+Cost at the full settings on the 2-core build machine (wall time, both cores), measured at the
+earlier 80x128 frames: data ~2 min, the VAE ~37 min (2400 steps of 8 crops, ~0.93 s each), prepare
+~3 min, the transformer ~29 min (3000 steps, ~0.57 s each): about 70 minutes, inside the 2 hours
+asked. At 96x160 the VAE's 48x64 crops cost the same; prepare and the transformer (60 tokens a
+frame, not 40) cost ~1.5x.
 
 Status (third full run, 16 latent channels, VAE only): the VAE's whole 33-frame reconstructions
 read right for colour in 8, shape in 6 and direction in 19 of 24 clips (L1 0.054). Its objects

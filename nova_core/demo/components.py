@@ -1,7 +1,7 @@
 """The demo checkpoint's parts in the official video layout (like ``BAAI/nova-d48w1024-osp480``),
 at a size that trains on a CPU: a causal 3D VAE (4x time, 8x space), a Phi text encoder with a
 word-level tokenizer over the caption vocabulary (random and frozen, as NOVA keeps Phi frozen),
-a DDPM scheduler and a transformer config for 80x128 frames.
+a DDPM scheduler and a transformer config for 96x160 frames.
 """
 
 from __future__ import annotations
@@ -137,9 +137,15 @@ def narrow_posterior(model, logvar: float) -> None:
 
 
 def transformer_config(settings: ComponentSettings) -> dict:
-    """80x128 frames -> 10x16 latents, 2x2 patches (5x8 tokens), 4x4 for the temporal encoder."""
+    """96x160 frames -> 12x20 latents, 2x2 patches (6x10 tokens), 4x4 for the temporal encoder (3x5).
+
+    The temporal patches must tile the latent grid exactly: a strided patch embedding drops what is
+    left over, and the frames after it would never see an object there.
+    """
     height, width = FRAME_SIZE
     stride, patch = 8, 2
+    if height % (stride * 2 * patch) or width % (stride * 2 * patch):
+        raise ValueError(f"demo frames must be a multiple of {stride * 2 * patch} px on both sides, got {height}x{width}")
     return {
         "_class_name": "NOVATransformer3DModel",
         "image_dim": settings.latent_channels, "image_size": [height, width], "image_stride": stride,

@@ -24,7 +24,11 @@ BACKGROUNDS = {
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy), y down
 
-FRAME_SIZE = (80, 128)  # (H, W): the 768x480 aspect at 1/6 scale
+# (H, W): near the 768x480 aspect (0.6 vs 0.625), and a multiple of 32 px on both sides: 8x the VAE, 2x2
+# patches for the spatial and 4x4 for the temporal encoder. At 80x128 (10x16 latents) the temporal
+# encoder's 4x4 patches dropped the bottom two latent rows: an object in the lowest 16 px was invisible
+# to the frames after it.
+FRAME_SIZE = (96, 160)
 NUM_FRAMES = 33  # the trained length: 9 latent frames
 FPS = 12
 SIZE_RANGE = (0.15, 0.30)  # object size / frame height

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from nova_cli.demo.recipe import main
+from nova_core.demo.scenes import FRAME_SIZE
 from tests.nova_cli.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # ~10 s of CPU per recipe run
@@ -67,7 +68,7 @@ def test_loads_and_generates(built, tmp_path, capsys):
     pipe = NOVAPipeline.from_pretrained(built)
     image = pipe("a red circle moving right on a black background", num_inference_steps=2, num_diffusion_steps=2,
                  output_type="np", generator=torch.Generator().manual_seed(0), disable_progress_bar=True)[0]
-    assert image.shape[-3:] == (80, 128, 3) and image.size == 80 * 128 * 3  # one frame
+    assert image.shape[-3:] == (*FRAME_SIZE, 3) and image.size == FRAME_SIZE[0] * FRAME_SIZE[1] * 3  # one frame
     code, out, err = run_cli(capsys, "t2v", "a blue square moving up on a white background", "--model", built,
                              "--frames", "9", "--ar-steps", "2", "--diffusion-steps", "2", "--flow", "2",
                              "--seed", "1", "-o", tmp_path / "clip.mp4")
@@ -75,7 +76,7 @@ def test_loads_and_generates(built, tmp_path, capsys):
     from nova_cli.media import read_video
 
     frames, fps = read_video(tmp_path / "clip.mp4")
-    assert frames.shape == (9, 80, 128, 3) and fps == 12
+    assert frames.shape == (9, *FRAME_SIZE, 3) and fps == 12
 
 
 def test_refuses_a_folder_that_is_not_empty(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The demo checkpoint's parts: the tokenizer covers the grammar, nova's loader reads them, the
-geometry is 80x128 -> 10x16 latents, and the whole checkpoint fits 25 MB."""
+geometry is 96x160 -> 12x20 latents, the temporal encoder sees all of them, and the whole
+checkpoint fits 25 MB."""
 
 import json
 
@@ -31,14 +32,35 @@ def test_checkpoint_parts_load_with_novas_loader(tmp_path):
     assert hidden.shape == (2, settings.text_len, settings.text_width) and lengths == [9, 9]
 
     geo = checkpoint_geometry(folder)
-    assert geo.pixel_size == FRAME_SIZE and geo.latent_size == (10, 16) and geo.num_tokens == 40
+    assert geo.pixel_size == FRAME_SIZE and geo.latent_size == (12, 20) and geo.num_tokens == 60
     vae = loading.load_vae(folder, "AutoencoderKLOpenSora", torch.float32)
     latents = vae.encode(torch.zeros(1, 3, 33, *FRAME_SIZE)).latent_dist.mean
-    assert latents.shape == (1, settings.latent_channels, 9, 10, 16)  # 4x time, 8x space
+    assert latents.shape == (1, settings.latent_channels, 9, 12, 20)  # 4x time, 8x space
     assert loading.load_transformer(folder, torch.float32).geometry == geo
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert total <= 25 * 2**20
     assert json.loads((folder / "model_index.json").read_text())["tokenizer"] == ["transformers", "PreTrainedTokenizerFast"]
+
+
+def test_the_temporal_encoder_sees_every_latent_position(monkeypatch):
+    # its 4x4 patches drop whatever does not tile the grid (at 80x128, the bottom 16 px): an object
+    # there would be invisible to every later frame
+    from nova_core.transformer import NOVATransformer3DModel
+
+    settings = components.ComponentSettings()
+    torch.manual_seed(0)
+    model = NOVATransformer3DModel.from_config(components.transformer_config(settings)).eval()
+    height, width = model.geometry.latent_size
+    prefix, latents = torch.zeros(1, 2, model.geometry.temporal.width), torch.randn(1, settings.latent_channels, 2, height, width)
+    with torch.no_grad():
+        before = model.temporal_conditions(prefix, latents)[:, 1]
+        for y, x in [(0, 0), (height - 1, 0), (0, width - 1), (height - 1, width - 1)]:
+            changed = latents.clone()
+            changed[:, :, 0, y, x] += 3
+            assert not torch.allclose(model.temporal_conditions(prefix, changed)[:, 1], before), (y, x)
+    monkeypatch.setattr(components, "FRAME_SIZE", (80, 128))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        components.transformer_config(settings)
 
 
 def test_the_random_parts_are_seeded():
