@@ -63,6 +63,12 @@ def test_the_temporal_encoder_sees_every_latent_position(monkeypatch):
         components.transformer_config(settings)
 
 
+def test_the_scheduler_does_not_clip_unit_variance_latents():
+    # diffusers clips each step's x0 to [-1, 1] by default; the demo's latents have std 1
+    config = components.scheduler().config
+    assert config.clip_sample is False and config.beta_schedule == "scaled_linear"
+
+
 def test_the_random_parts_are_seeded():
     settings = components.ComponentSettings()
     a, b = components.text_encoder(settings, 3), components.text_encoder(settings, 3)
