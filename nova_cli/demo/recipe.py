@@ -31,6 +31,9 @@ checkpoint ships yet (the probes are in CHANGELOG.md). The full recipe has not y
 start.
 The transformer stage, run on a 3000-step probe VAE (colour right in 22 of 24 reconstructions),
 paints the background right for 24 of 24 prompts but an object for only 9 (colour right in 2).
+Seventh session (80x128, a 1000-step VAE): transformer runs of 1000-2000 steps paint the
+background for 12 of 12 prompts, an object in at most 2 of 12 images, and in i2v lose the given
+object from latent frame 1 on; their later frames hardly use the previous frames (CHANGELOG.md).
 """
 
 from __future__ import annotations
