@@ -16,8 +16,8 @@ README_EXAMPLE = ["bench", "--config", "tiny-t2v", "--frames", "9", "--ar-steps"
 def test_bench_runs_the_demo_models_shapes_on_the_cpu(capsys):
     assert run(["bench", "--config", "demo", "--json", "--no-plain", "--no-kv", *FAST]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["shape"] == {"frames": 9, "latent_frames": 3, "height": 80, "width": 128,
-                               "tokens_per_frame": 40, "batch": 1}
+    assert report["shape"] == {"frames": 9, "latent_frames": 3, "height": 96, "width": 160,
+                               "tokens_per_frame": 60, "batch": 1}
 
 
 def test_bench_json_has_every_number(capsys):
