@@ -144,8 +144,9 @@ def transformer_config(settings: ComponentSettings) -> dict:
     """
     height, width = FRAME_SIZE
     stride, patch = 8, 2
-    if height % (stride * 2 * patch) or width % (stride * 2 * patch):
-        raise ValueError(f"demo frames must be a multiple of {stride * 2 * patch} px on both sides, got {height}x{width}")
+    tile = stride * 2 * patch  # pixels per temporal-encoder patch
+    if height % tile or width % tile:
+        raise ValueError(f"demo frames must be a multiple of {tile} px on both sides, got {height}x{width}")
     return {
         "_class_name": "NOVATransformer3DModel",
         "image_dim": settings.latent_channels, "image_size": [height, width], "image_stride": stride,

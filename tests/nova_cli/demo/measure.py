@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_core.demo.scenes import BACKGROUNDS, COLOURS, random_scene
+from nova_core.demo.scenes import BACKGROUNDS, COLOURS, parse_caption, random_scene
 from tests.nova_core.demo import detector
 
 ATTRIBUTES = ("colour", "shape", "direction", "background")
@@ -56,12 +56,9 @@ def scene(seed: int, index: int, **fixed):
     return random_scene(np.random.default_rng([seed, 8, index]), **fixed)
 
 
-def wanted(s) -> dict:
-    return dict(colour=s.colour, shape=s.shape, direction=s.direction, background=s.background)
-
-
-def score(reading, want: dict) -> dict:
-    got = {k: reading.attributes()[k] == want[k] for k in ATTRIBUTES}
+def score(reading, caption: str) -> dict:
+    want, read = parse_caption(caption), reading.attributes()
+    got = {k: read[k] == want[k] for k in ATTRIBUTES}
     got["all"] = all(got.values())
     got["present"] = bool(reading.present.mean() >= 0.9)
     return got
@@ -75,7 +72,7 @@ def prompt_following(model, count: int, seed: int, out: Path, flags) -> dict:
         path = out / f"t2v-{i:03d}.mp4"
         nova("t2v", s.caption, "--model", model, "--seed", video_seed, "-o", path, "--overwrite", *flags)
         reading = detector.read(read_mp4(path))
-        got = score(reading, wanted(s))
+        got = score(reading, s.caption)
         for key, ok in got.items():
             tally[key] += ok
         rows.append(dict(prompt=s.caption, seed=video_seed, read=reading.attributes(), fill=round(reading.fill, 3),
@@ -100,7 +97,7 @@ def image_to_video(model, count: int, seed: int, out: Path, flags) -> dict:
 
             first = fit_to_size(first[None], frames.shape[1:3])[0][0]
         errors.append(float(np.abs(frames[0].astype(float) - first).mean()))
-        for key, ok in score(detector.read(frames), wanted(s)).items():
+        for key, ok in score(detector.read(frames), s.caption).items():
             tally[key] += ok
     return dict(count=count, frame0_mean_abs_error=float(np.mean(errors)), frame0_max_of_means=float(np.max(errors)),
                 right={k: v / count for k, v in tally.items()})
@@ -177,7 +174,7 @@ def main(argv=None) -> int:
     if not args.no_speed:
         report["speed"] = {c: speed(args.model, c) for c in ("t2v", "t2i")}
     (out / "measure.json").write_text(json.dumps(report, indent=1) + "\n")
-    summary = {k: v for k, v in report.items()}
+    summary = dict(report)
     summary["prompt_following"] = {k: v for k, v in report["prompt_following"].items() if k != "items"}
     if "extension" in summary:
         summary["extension"] = {k: v for k, v in report["extension"].items() if k != "items"}
