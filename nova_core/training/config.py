@@ -43,7 +43,6 @@ class TrainSettings:
     grad_accum: int = 1  # micro-steps per optimizer step
     seed: int = 0
     loss_repeat: int = 4  # noise draws per token (the paper's diffusion-loss repeat)
-    rare_token_weight: float = 0.0  # extra loss weight of tokens far from their frame's median (loss.rare_token_weights)
     mask_ratio: list = field(default_factory=lambda: [0.7, 1.0])  # truncated normal bounds
     mask_std: float = 0.25  # its spread around 1.0
     mixed_precision: str = "bf16"  # "bf16" (autocast, CUDA only) or "no"
@@ -143,8 +142,6 @@ class TrainConfig:
         if len(t.mask_ratio) != 2 or not 0 <= t.mask_ratio[0] <= t.mask_ratio[1] <= 1 or not t.mask_ratio[1] > 0:
             raise ConfigError(f"train.mask_ratio must be [low, high] with 0 <= low <= high <= 1 and high > 0, "
                               f"got {t.mask_ratio}")
-        if t.rare_token_weight < 0:
-            raise ConfigError(f"train.rare_token_weight must be >= 0, got {t.rare_token_weight}")
         if not t.mask_std > 0:
             raise ConfigError("train.mask_std must be > 0")
         if not 0 <= self.data.caption_dropout < 1:

@@ -10,8 +10,7 @@ For a batch of clips (B, C, T, h, w):
    sees the condition and the visible tokens, exactly as in a set-by-set generation step;
 3. every token is noised ``loss_repeat`` times with independent noise and timesteps, and the
    diffusion head predicts the scheduler's target (DDPM: epsilon / v / x0; flow matching:
-   noise - x); the squared error counts only at hidden tokens, optionally weighted up where a
-   token is far from its frame's median token (:func:`rare_token_weights`).
+   noise - x); the squared error counts only at hidden tokens.
 
 The module returns *sums* of per-token losses for frame 0 (text-to-image) and for later frames
 (image-to-image); the trainer divides by the number of hidden tokens of the whole global batch,
@@ -73,34 +72,15 @@ class NoiseSchedule:
         return noisy, indices, target
 
 
-def rare_token_weights(tokens: torch.Tensor, grid: tuple[int, int], weight: float) -> torch.Tensor:
-    """tokens (R, N, F) of R frames on a ``grid`` = (rows, cols) -> (R, N) loss weights
-    1 + weight * min(1, d): d is the token's RMS distance from the median token of its row or of
-    its column, whichever is nearer (in unit-variance latents ~0 on a plain background, ~1 on an
-    object).
-
-    A small object on a plain background is a few tokens of the frame; with equal weights their
-    loss is a few % of the total and the model learns the background long before it learns to
-    place the object (as the demo VAE did with its pixels, see ``training.vae``). Row and column
-    medians, not the frame's: a VAE's zero padding makes the edge rows and columns of a flat
-    frame differ from its middle as much as an object does (measured on the demo's latents:
-    ~1.2 against the frame median, ~0.1 against their row's).
-    """
-    x = tokens.view(tokens.size(0), *grid, tokens.size(-1))
-    distances = [(x - x.median(dim=axis, keepdim=True).values).pow(2).mean(dim=-1).sqrt() for axis in (1, 2)]
-    return 1 + weight * torch.minimum(*distances).clamp(max=1).flatten(1)
-
-
 class TrainingObjective(nn.Module):
     """One micro-batch -> (sum of frame-0 token losses, sum of later-frame token losses).
 
     A module so DistributedDataParallel / FSDP can wrap it; the transformer is its only child.
     """
 
-    def __init__(self, transformer, schedule: NoiseSchedule, loss_repeat: int = 4, rare_token_weight: float = 0.0):
+    def __init__(self, transformer, schedule: NoiseSchedule, loss_repeat: int = 4):
         super().__init__()
         self.transformer, self.schedule, self.loss_repeat = transformer, schedule, loss_repeat
-        self.rare_token_weight = rare_token_weight
 
     def forward(self, latents, text_hidden, text_lengths, motion_flow, known_ids, known_lengths, mask,
                 noise, timestep_indices):
@@ -126,9 +106,5 @@ class TrainingObjective(nn.Module):
         noisy, timestep, target = self.schedule.noise(x, noise.float(), timestep_indices)
         pred = model.image_decoder(unpatchify(noisy, p, grid).to(model.dtype), timestep, z.repeat(repeat, 1, 1))
         loss = (pred.float() - target).pow(2).mean(dim=-1)  # (R*BT, N)
-        weights = mask.view(1, batch, num_frames, -1).float()
-        if self.rare_token_weight:
-            clean = x[: batch * num_frames]
-            weights = weights * rare_token_weights(clean, grid, self.rare_token_weight).view_as(weights)
-        loss = loss.view(repeat, batch, num_frames, -1) * weights
+        loss = loss.view(repeat, batch, num_frames, -1) * mask.view(1, batch, num_frames, -1).float()
         return loss[:, :, :1].sum(), loss[:, :, 1:].sum()

@@ -6,7 +6,7 @@ from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
 from nova_core import NOVATransformer3DModel
 from nova_core.loading import load_scheduler
-from nova_core.training.loss import NoiseSchedule, rare_token_weights
+from nova_core.training.loss import NoiseSchedule
 from nova_core.training.trainer import Trainer
 from tests.conftest import TINY_T2I, TINY_T2V
 from tests.nova_core.training.helpers import train_config
@@ -102,33 +102,6 @@ def test_only_hidden_tokens_carry_loss_and_checkpointing_changes_nothing(t2v_cac
     assert all(torch.allclose(grads[n], grads_ckpt[n], atol=1e-6) for n in grads)
     with torch.no_grad():
         nothing_hidden = trainer.model(**dict(inputs, mask=torch.zeros_like(inputs["mask"])))
-    assert [v.item() for v in nothing_hidden] == [0.0, 0.0]
-
-
-def test_rare_token_weights_lift_an_object_above_its_flat_frame():
-    tokens = torch.zeros(2, 12, 8)  # two frames of 3 x 4 tokens
-    tokens[0, 5] = 3.0  # an object token (row 1, column 1)
-    tokens[0, 10] = 0.5
-    tokens[1, 8:] = 2.0  # frame 1: a flat frame whose last row differs (as a VAE's padding makes it)
-    weights = rare_token_weights(tokens, (3, 4), 4.0)
-    assert weights[0, 5] == 5.0  # far (RMS distance >= 1): 1 + the whole weight
-    assert weights[0, 10] == pytest.approx(1 + 4 * 0.5)
-    others = [i for i in range(12) if i not in (5, 10)]
-    assert torch.equal(weights[0, others], torch.ones(10)) and torch.equal(weights[1], torch.ones(12))
-
-
-def test_rare_token_weight_reweights_only_the_hidden_tokens_losses(t2v_cache, tmp_path):
-    def losses(weight):
-        trainer = Trainer(train_config(t2v_cache, tmp_path / f"run{weight}", **{"train.rare_token_weight": weight}))
-        batch = trainer.maker.make(0, trainer.plan.batch(0)[:2], [0, 1])
-        hidden, lengths = trainer.captions(batch, "cpu")
-        inputs = dict(batch.to("cpu"), text_hidden=hidden, text_lengths=lengths)
-        with torch.no_grad():
-            return trainer.model(**inputs), trainer.model(**dict(inputs, mask=torch.zeros_like(inputs["mask"])))
-
-    (plain, _), (weighted, nothing_hidden) = losses(0.0), losses(2.0)
-    assert all(w > p for w, p in zip(weighted, plain))  # every frame has tokens off its median
-    assert all(w <= 3 * p for w, p in zip(weighted, plain))  # at most 1 + 2 per token
     assert [v.item() for v in nothing_hidden] == [0.0, 0.0]
 
 
