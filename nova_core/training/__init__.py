@@ -9,6 +9,7 @@
 ``distributed``  torchrun process groups, DDP / FSDP
 ``checkpoint``   official folder layout + resume state
 ``config``       the TOML settings
+``init``         starting weights of a scratch transformer (torch's, or MAR's adaLN-Zero)
 ``trainer``      the loop
 ``vae``          training a VAE from scratch (reconstruction + KL), for the demo checkpoint
 """

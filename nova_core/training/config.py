@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import InputError
 
+INITS = ("default", "mar")  # model.init: starting weights of a scratch transformer (see init.py)
+
 
 class ConfigError(InputError):
     """A setting is unknown, of the wrong type or out of range."""
@@ -27,6 +29,7 @@ class ModelSettings:
     revision: str = ""  # Hub revision (a commit hash pins it)
     scratch: bool = False  # random transformer weights instead of the checkpoint's
     transformer: dict = field(default_factory=dict)  # with scratch: transformer config keys to change
+    init: str = "default"  # with scratch: "default" (torch's) or "mar" (Xavier, adaLN-Zero head; see init.py)
 
 
 @dataclass
@@ -158,6 +161,10 @@ class TrainConfig:
                 raise ConfigError(f"{key} is not set (config file or --{key.split('.')[1].replace('_', '-')})")
         if self.model.transformer and not self.model.scratch:
             raise ConfigError("model.transformer changes the architecture: it needs model.scratch = true")
+        if self.model.init not in INITS:
+            raise ConfigError(f"model.init must be one of {', '.join(INITS)}, got {self.model.init!r}")
+        if self.model.init != "default" and not self.model.scratch:
+            raise ConfigError("model.init sets starting weights: it needs model.scratch = true")
         return self
 
     def get(self, key: str):

@@ -26,6 +26,7 @@ from .config import ConfigError, TrainConfig
 from .data import BatchMaker, BatchPlan, CaptionEncoder, SampleSettings
 from .display import NullDisplay
 from .ema import EMA
+from .init import initialise
 from .loss import NoiseSchedule, TrainingObjective
 from .lr import lr_factor
 
@@ -104,6 +105,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # same weights on every process, global RNG untouched
             torch.manual_seed(self.cfg.train.seed)
             model = NOVATransformer3DModel.from_config(config)
+            initialise(model, self.cfg.model.init)
             model.text_embed.weight.normal_(std=0.02)
         return model
 

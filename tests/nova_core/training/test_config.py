@@ -36,6 +36,8 @@ def test_to_toml_reads_back(tmp_path):
     ({"distributed.strategy": "zero3"}, "distributed.strategy must be one of ddp, fsdp"),
     ({"ema.decay": 1.0}, "ema.decay"),
     ({"model.transformer": {"arch": []}}, "needs model.scratch"),
+    ({"model.scratch": True, "model.init": "xavier"}, "model.init must be one of default, mar"),
+    ({"model.init": "mar"}, "model.init sets starting weights: it needs model.scratch"),
 ])
 def test_bad_settings_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")) as info:

@@ -115,6 +115,9 @@ def test_image_checkpoint_trains_on_cached_text_and_refuses_video_latents(t2i_ca
                                                                             "model.transformer": {"arch": ["vit_d1w64", "vit_d2w64", "mlp_d1w32"]}}))
     assert trainer.captions.text_encoder is None  # cached Phi rows: no text encoder loaded
     assert trainer.transformer.geometry.head.depth == 1
+    assert trainer.transformer.image_decoder.head.weight.abs().max() > 0  # torch's init by default
+    mar = Trainer(train_config(t2i_cache, tmp_path / "mar", TINY_T2I, **{"model.scratch": True, "model.init": "mar"}))
+    assert mar.transformer.image_decoder.head.weight.abs().max() == 0  # adaLN-Zero head
     assert set(trainer.train_step()) == {"loss", "loss_t2i", "lr"}
     with pytest.raises(ConfigError, match="unknown transformer setting.s. depth"):
         Trainer(train_config(t2i_cache, tmp_path / "x", TINY_T2I, **{"model.scratch": True,
