@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 
-INITS = ("default", "mar")  # model.init: starting weights of a scratch transformer (see init.py)
+INITS = ("default", "mar", "skip", "aligned")  # model.init: starting weights of a scratch transformer (see init.py)
 
 
 class ConfigError(InputError):
@@ -29,7 +29,7 @@ class ModelSettings:
     revision: str = ""  # Hub revision (a commit hash pins it)
     scratch: bool = False  # random transformer weights instead of the checkpoint's
     transformer: dict = field(default_factory=dict)  # with scratch: transformer config keys to change
-    init: str = "default"  # with scratch: "default" (torch's) or "mar" (Xavier, adaLN-Zero head; see init.py)
+    init: str = "default"  # with scratch: "default" (torch's), "mar" (Xavier, adaLN-Zero head) "skip" (+ identity encoder blocks) or "aligned" (+ condition heads; see init.py)
 
 
 @dataclass
