@@ -34,6 +34,10 @@ paints the background right for 24 of 24 prompts but an object for only 9 (colou
 Seventh session (80x128, a 1000-step VAE): transformer runs of 1000-2000 steps paint the
 background for 12 of 12 prompts, an object in at most 2 of 12 images, and in i2v lose the given
 object from latent frame 1 on; their later frames hardly use the previous frames (CHANGELOG.md).
+Tenth session: on oracle latents (no VAE; tests/nova_cli/demo/oracle.py) the transformer stage fails
+the same way. Its spatial encoder attends uniformly over the condition tokens, so the object's place
+in the previous frame never reaches the next one; `model.init = "aligned"` fixes the attention, and
+the object starts to show in the head's estimates only after 1500-2000 steps.
 """
 
 from __future__ import annotations
