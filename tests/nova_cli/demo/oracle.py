@@ -13,8 +13,8 @@ of such round trips right for every clip (shape for ~70 %, the bilinear decode r
 and caption embeddings) and sets the base checkpoint's ``scaling_factor`` to 1 / their std, so
 ``nova train --model BASE --scratch --cache OUT_CACHE`` trains on them. ``probe`` samples t2i, t2v
 and i2v with a trained checkpoint, reads them with the detector, writes a contact sheet beside
-the checkpoint (rows: t2i, t2v frame 4, i2v frames 0/4/8), measures :func:`alignment` and prints
-one JSON object.
+the checkpoint (rows: t2i, t2v frame 4, i2v frames 0/4/8), measures :func:`alignment` and
+:func:`object_evidence` and prints one JSON object.
 """
 
 from __future__ import annotations
@@ -116,15 +116,53 @@ def probe(checkpoint: Path, cache: Path, prompts: int = 12, ar_steps: int = 8, d
             reads[kind].append(got)
         sheet.append(np.concatenate([image[0], video[4], given[0], given[4], given[8]], axis=1))
     Image.fromarray(np.concatenate(sheet, axis=0)).save(str(checkpoint.parent / f"{checkpoint.name}-oracle.png"))
-    shares = []
-    for i in range(6):
+    shares, evidence = [], []
+    for i in range(min(prompts, 12)):
         scene = random_scene(np.random.default_rng([7, i]))
         text = pipe.encode_prompt(scene.caption, 1, None, None, None, False)
         prefix = pipe.transformer.prefix(text, torch.full((1,), flow))
-        shares.append(alignment(pipe.transformer, encode(scene.render())[None] * scale, prefix))
+        latents = encode(scene.render())[None] * scale
+        shares.append(alignment(pipe.transformer, latents, prefix))
+        evidence.append(object_evidence(pipe, latents, prefix, scale))
     result = {"alignment": [round(float(v), 3) for v in np.mean(shares, axis=0)],
-              "alignment_uniform": round(1 / pipe.transformer.geometry.num_video_tokens, 3)}
+              "alignment_uniform": round(1 / pipe.transformer.geometry.num_video_tokens, 3),
+              "object_evidence": round(float(np.nanmean(evidence)), 3)}
     return result | {kind: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} for kind, rows in reads.items()}
+
+
+@torch.no_grad()
+def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: float, frames=(1, 4, 8)) -> float:
+    """How much of the object the head's x0 estimate at the noisiest timestep shows in ``frames``,
+    every token hidden, given the true earlier ``latents`` (1, C, T, h, w): the estimate's mean RGB
+    distance from the background over the true object's pixels, as a share of the truth's (0: the
+    background only, 1: the object as it is). The estimate at t = 999 is what the model expects
+    before any token is drawn, so this measures what the frames before tell it about the object."""
+    from nova_core.patches import patchify, unpatchify
+
+    model, scheduler = pipe.transformer, pipe.scheduler
+    geo, p = model.geometry, model.geometry.patch_size
+    grid = (geo.latent_size[0] // p, geo.latent_size[1] // p)
+    t = scheduler.config.num_train_timesteps - 1
+    alpha = scheduler.alphas_cumprod[t]
+    conditions = model.temporal_conditions(prefix, latents)
+    shares = []
+    for k in frames:
+        z = model.image_encoder(model.mask_embed.mask_token.expand(1, geo.num_tokens, -1), conditions[:, k],
+                                torch.zeros(1, 0, 1, dtype=torch.long), model.image_space_embedding())
+        x0 = patchify(latents[:, :, k], p)
+        xt = alpha.sqrt() * x0 + (1 - alpha).sqrt() * torch.randn(x0.shape, generator=torch.Generator().manual_seed(k))
+        out = model.image_decoder(unpatchify(xt, p, grid), torch.full((1, geo.num_tokens), t), z)
+        kind = scheduler.config.prediction_type
+        estimate = {"epsilon": (xt - (1 - alpha).sqrt() * out) / alpha.sqrt(), "sample": out,
+                    "v_prediction": alpha.sqrt() * xt - (1 - alpha).sqrt() * out}[kind]
+        truth = decode(latents[0, :, k : k + 1] / scale)[0].astype(float)
+        guess = decode(unpatchify(estimate, p, grid)[0][:, None] / scale)[0].astype(float)
+        background = np.median(truth.reshape(-1, 3), axis=0)
+        true_distance = np.linalg.norm(truth - background, axis=-1)
+        on_object = true_distance > 60
+        if on_object.any():
+            shares.append(np.linalg.norm(guess - background, axis=-1)[on_object].mean() / true_distance[on_object].mean())
+    return float(np.mean(shares)) if shares else float("nan")
 
 
 def own_cells(rows: int, cols: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nova_core.demo.scenes import parse_caption, random_scene
-from tests.nova_cli.demo.oracle import build_cache, decode, encode
+from tests.nova_cli.demo.oracle import build_cache, decode, encode, probe
 from tests.nova_core.demo import detector
 
 
@@ -48,7 +48,13 @@ def test_a_rewritten_cache_is_accepted_by_training(tmp_path):
     assert json.loads((base / "vae" / "config.json").read_text())["scaling_factor"] == scale
     nova("train", "--model", base, "--scratch", "--cache", tmp_path / "oracle", "--output-dir", tmp_path / "run",
          "--steps", 1, "--batch-size", 2, "--mixed-precision", "no", "--device", "cpu")
-    assert (tmp_path / "run" / "checkpoint-000001" / "transformer").is_dir()
+    checkpoint = tmp_path / "run" / "checkpoint-000001"
+    assert (checkpoint / "transformer").is_dir()
+    result = probe(checkpoint, tmp_path / "oracle", prompts=1, ar_steps=2, diffusion_steps=2)
+    assert set(result) == {"alignment", "alignment_uniform", "object_evidence", "t2i", "t2v", "i2v"}
+    assert len(result["alignment"]) == 2 and result["alignment_uniform"] == pytest.approx(1 / 15, abs=1e-3)
+    assert 0 <= result["object_evidence"] < 5 and set(result["i2v"]) >= {"colour", "direction", "present"}
+    assert (tmp_path / "run" / "checkpoint-000001-oracle.png").is_file()
 
 
 def test_own_cells_map_each_token_to_the_condition_token_over_it():
