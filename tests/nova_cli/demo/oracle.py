@@ -134,8 +134,9 @@ def probe(checkpoint: Path, cache: Path, prompts: int = 12, ar_steps: int = 8, d
 def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: float, frames=(1, 4, 8)) -> float:
     """How much of the object the head's x0 estimate at the noisiest timestep shows in ``frames``,
     every token hidden, given the true earlier ``latents`` (1, C, T, h, w): the estimate's mean RGB
-    distance from the background over the true object's pixels, as a share of the truth's (0: the
-    background only, 1: the object as it is). The estimate at t = 999 is what the model expects
+    distance from the background over the true object's pixels less that over the other pixels, as
+    a share of the truth's (0: nothing where the object is, 1: the object as it is; the subtraction
+    keeps an epsilon model's noisy estimate from counting as object). The estimate at t = 999 is what the model expects
     before any token is drawn, so this measures what the frames before tell it about the object."""
     from nova_core.patches import patchify, unpatchify
 
@@ -161,7 +162,9 @@ def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: fl
         true_distance = np.linalg.norm(truth - background, axis=-1)
         on_object = true_distance > 60
         if on_object.any():
-            shares.append(np.linalg.norm(guess - background, axis=-1)[on_object].mean() / true_distance[on_object].mean())
+            guess_distance = np.linalg.norm(guess - background, axis=-1)
+            contrast = guess_distance[on_object].mean() - guess_distance[~on_object].mean()
+            shares.append(contrast / true_distance[on_object].mean())
     return float(np.mean(shares)) if shares else float("nan")
 
 
