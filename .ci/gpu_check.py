@@ -68,9 +68,12 @@ def find_wheel(dist: str, folder: Path | None = None) -> Path | None:
 
 
 def reference_folder() -> Path | None:
-    """$NOVA_REFERENCE, else .ref/ (carried to the GPU machine), else shared/reference beside the checkout."""
+    """$NOVA_REFERENCE, else .ref/ (carried to the GPU machine), else shared/reference beside the checkout
+    (or beside a parent), else /work/shared/reference: where the test suite looks (tests/conftest.py),
+    so a clone made elsewhere (e.g. under /tmp) finds it too."""
     candidates = [Path(os.environ["NOVA_REFERENCE"])] if os.environ.get("NOVA_REFERENCE") else []
     candidates += [STAGED_REFERENCE] + [p / "shared" / "reference" for p in REPO.parents]
+    candidates += [Path("/work/shared/reference")]
     for folder in candidates:
         if all((folder / part).is_dir() for part in REFERENCE_PARTS):
             return folder
