@@ -73,16 +73,20 @@ class TensorScheduler:
         if self.kind == "flow":
             return x + self.coeffs[j][0] * out
         sqrt_beta, sqrt_alpha, original_coeff, sample_coeff, std = self.coeffs[j]
-        if self.prediction_type == "epsilon":
-            original = (x - sqrt_beta * out) / sqrt_alpha
-        elif self.prediction_type == "v_prediction":
-            original = sqrt_alpha * x - sqrt_beta * out
-        else:
-            original = out
+        original = original_sample(self.prediction_type, x, out, sqrt_alpha, sqrt_beta)
         if self.clip_range is not None:
             original = original.clamp(-self.clip_range, self.clip_range)
         prev = original_coeff * original + sample_coeff * x
         return prev + std * noise if self.draws_noise[j] else prev
+
+
+def original_sample(prediction_type: str, x, out, sqrt_alpha, sqrt_beta):
+    """DDPM's estimate of the clean sample from x_t and the model's output of ``prediction_type``."""
+    if prediction_type == "epsilon":
+        return (x - sqrt_beta * out) / sqrt_alpha
+    if prediction_type == "v_prediction":
+        return sqrt_alpha * x - sqrt_beta * out
+    return out
 
 
 def _signature(kind, timesteps, coeffs, *rest) -> tuple:

@@ -26,7 +26,7 @@ from .config import INITS
 def initialise(model, kind: str) -> None:
     if kind == "default":
         return
-    if kind not in ("mar", "skip", "aligned"):
+    if kind not in INITS:
         raise ValueError(f"unknown init {kind!r}; one of {', '.join(INITS)}")
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -51,6 +51,11 @@ def initialise(model, kind: str) -> None:
             mixer.proj.bias.zero_()
     if kind == "aligned":
         align_condition_heads(model)
+
+
+def own_cells(rows: int, cols: int) -> torch.Tensor:
+    """(rows * cols,): the condition token (row-major on the half-size grid) over each spatial token."""
+    return (torch.arange(rows).repeat_interleave(cols) // 2) * (cols // 2) + torch.arange(cols).repeat(rows) // 2
 
 
 def align_condition_heads(model, steps: int = 300) -> None:
@@ -78,7 +83,7 @@ def align_condition_heads(model, steps: int = 300) -> None:
                                              + model.video_pos_embed.space_embedding()).float()
         hidden = (model.mask_embed.mask_token + model.image_space_embedding()).float()
     keys = torch.cat([condition, hidden])
-    own = (torch.arange(rows).repeat_interleave(cols) // 2) * (cols // 2) + torch.arange(cols).repeat(rows) // 2
+    own = own_cells(rows, cols)
     d, width = encoder.blocks[0].attn.head_dim, hidden.size(1)
     gen = torch.Generator().manual_seed(0)
     query_rows = (torch.randn(d, width, generator=gen) * 0.05).requires_grad_()

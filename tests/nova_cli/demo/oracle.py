@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nova_core.training.init import own_cells
+
 POOL, FOLD, CHANNELS = 4, 2, 16  # pixels per pooled cell, cells folded per latent side, latent channels
 
 
@@ -139,6 +141,7 @@ def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: fl
     keeps an epsilon model's noisy estimate from counting as object). The estimate at t = 999 is what the model expects
     before any token is drawn, so this measures what the frames before tell it about the object."""
     from nova_core.patches import patchify, unpatchify
+    from nova_core.schedulers import original_sample
 
     model, scheduler = pipe.transformer, pipe.scheduler
     geo, p = model.geometry, model.geometry.patch_size
@@ -153,9 +156,7 @@ def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: fl
         x0 = patchify(latents[:, :, k], p)
         xt = alpha.sqrt() * x0 + (1 - alpha).sqrt() * torch.randn(x0.shape, generator=torch.Generator().manual_seed(k))
         out = model.image_decoder(unpatchify(xt, p, grid), torch.full((1, geo.num_tokens), t), z)
-        kind = scheduler.config.prediction_type
-        estimate = {"epsilon": (xt - (1 - alpha).sqrt() * out) / alpha.sqrt(), "sample": out,
-                    "v_prediction": alpha.sqrt() * xt - (1 - alpha).sqrt() * out}[kind]
+        estimate = original_sample(scheduler.config.prediction_type, xt, out, alpha.sqrt(), (1 - alpha).sqrt())
         truth = decode(latents[0, :, k : k + 1] / scale)[0].astype(float)
         guess = decode(unpatchify(estimate, p, grid)[0][:, None] / scale)[0].astype(float)
         background = np.median(truth.reshape(-1, 3), axis=0)
@@ -166,11 +167,6 @@ def object_evidence(pipe, latents: torch.Tensor, prefix: torch.Tensor, scale: fl
             contrast = guess_distance[on_object].mean() - guess_distance[~on_object].mean()
             shares.append(contrast / true_distance[on_object].mean())
     return float(np.mean(shares)) if shares else float("nan")
-
-
-def own_cells(rows: int, cols: int) -> torch.Tensor:
-    """(rows * cols,): the condition token (row-major on the half-size grid) over each spatial token."""
-    return torch.tensor([(r // 2) * (cols // 2) + c // 2 for r in range(rows) for c in range(cols)])
 
 
 @torch.no_grad()
