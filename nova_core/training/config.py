@@ -48,6 +48,10 @@ class TrainSettings:
     loss_repeat: int = 4  # noise draws per token (the paper's diffusion-loss repeat)
     mask_ratio: list = field(default_factory=lambda: [0.7, 1.0])  # truncated normal bounds
     mask_std: float = 0.25  # its spread around 1.0
+    # 0: the paper's loss. w > 0: each hidden token's loss weighs 1 + w * min(1, d), d its RMS distance
+    # from its frame's median token (scaled latents): small objects on plain backgrounds (the demo)
+    # otherwise give ~5 % of the gradient and are learned last
+    rare_token_weight: float = 0.0
     mixed_precision: str = "bf16"  # "bf16" (autocast, CUDA only) or "no"
     gradient_checkpointing: int = 0  # 0 off, 1 temporal encoder, 2 + spatial encoder, 3 + head
     freeze: list = field(default_factory=lambda: ["text_embed.norm", "motion_embed"])
@@ -145,6 +149,8 @@ class TrainConfig:
         if len(t.mask_ratio) != 2 or not 0 <= t.mask_ratio[0] <= t.mask_ratio[1] <= 1 or not t.mask_ratio[1] > 0:
             raise ConfigError(f"train.mask_ratio must be [low, high] with 0 <= low <= high <= 1 and high > 0, "
                               f"got {t.mask_ratio}")
+        if not t.rare_token_weight >= 0:
+            raise ConfigError("train.rare_token_weight must be >= 0")
         if not t.mask_std > 0:
             raise ConfigError("train.mask_std must be > 0")
         if not 0 <= self.data.caption_dropout < 1:

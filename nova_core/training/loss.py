@@ -72,15 +72,23 @@ class NoiseSchedule:
         return noisy, indices, target
 
 
+def token_weights(tokens: torch.Tensor, strength: float) -> torch.Tensor:
+    """(R, N, F) tokens -> (R, N) loss weights 1 + strength * min(1, RMS distance from the row's median
+    token): what differs from a frame's plain background counts more (``train.rare_token_weight``)."""
+    distance = (tokens - tokens.median(dim=1, keepdim=True).values).pow(2).mean(dim=-1).sqrt()
+    return 1 + strength * distance.clamp(max=1)
+
+
 class TrainingObjective(nn.Module):
     """One micro-batch -> (sum of frame-0 token losses, sum of later-frame token losses).
 
     A module so DistributedDataParallel / FSDP can wrap it; the transformer is its only child.
     """
 
-    def __init__(self, transformer, schedule: NoiseSchedule, loss_repeat: int = 4):
+    def __init__(self, transformer, schedule: NoiseSchedule, loss_repeat: int = 4, rare_token_weight: float = 0.0):
         super().__init__()
         self.transformer, self.schedule, self.loss_repeat = transformer, schedule, loss_repeat
+        self.rare_token_weight = rare_token_weight
 
     def forward(self, latents, text_hidden, text_lengths, motion_flow, known_ids, known_lengths, mask,
                 noise, timestep_indices):
@@ -106,5 +114,8 @@ class TrainingObjective(nn.Module):
         noisy, timestep, target = self.schedule.noise(x, noise.float(), timestep_indices)
         pred = model.image_decoder(unpatchify(noisy, p, grid).to(model.dtype), timestep, z.repeat(repeat, 1, 1))
         loss = (pred.float() - target).pow(2).mean(dim=-1)  # (R*BT, N)
-        loss = loss.view(repeat, batch, num_frames, -1) * mask.view(1, batch, num_frames, -1).float()
+        weight = mask.view(1, batch, num_frames, -1).float()
+        if self.rare_token_weight:
+            weight = weight * token_weights(x[: x.size(0) // repeat], self.rare_token_weight).view_as(weight)
+        loss = loss.view(repeat, batch, num_frames, -1) * weight
         return loss[:, :, :1].sum(), loss[:, :, 1:].sum()

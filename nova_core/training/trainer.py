@@ -69,7 +69,7 @@ class Trainer:
         for encoder in self._encoders()[: t.gradient_checkpointing]:
             encoder.gradient_checkpointing = True
         self.transformer.to(procs.device).train()
-        objective = TrainingObjective(self.transformer, self.schedule, t.loss_repeat)
+        objective = TrainingObjective(self.transformer, self.schedule, t.loss_repeat, t.rare_token_weight)
         find_unused = min(self.cache.latent_frames()) == 1  # 1-frame batches skip the frame embedding and mixer
         self.model = distributed.wrap(objective, procs, config.distributed.strategy, find_unused)
 

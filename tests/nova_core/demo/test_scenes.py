@@ -50,6 +50,19 @@ def test_geometry_rules_hold_over_the_whole_clip():
             assert half <= x <= width - half and half <= y <= height - half
 
 
+def test_objects_enter_on_lanes():
+    """Each clip and still starts near the edge its object moves away from, on the middle line."""
+    height, width = scenes.FRAME_SIZE
+    for scene in all_scenes(count=100) + [scene_for(0, 1, i, num_frames=1) for i in range(50)]:
+        dx, dy = scenes.DIRECTIONS[scene.direction]
+        x, y = scene.centre(0)
+        along, across = (x, y) if dx else (y, x)
+        extent, side = (width, height) if dx else (height, width)
+        from_edge = along if (dx > 0 or dy > 0) else extent - along  # from the edge it leaves
+        assert from_edge <= 1 + scene.size / 2 + scenes.ENTRY * extent + scenes.LANE_JITTER + 1e-9
+        assert abs(across - side / 2) <= scenes.LANE_JITTER
+
+
 def test_rendering_is_seeded_and_exact_in_colour():
     a, b = scene_for(3, 0, 5), scene_for(3, 0, 5)
     assert a == b and np.array_equal(a.render(), b.render())

@@ -136,3 +136,28 @@ def test_motion_flow_conditions_the_loss(t2v_cache, tmp_path):
         moved = trainer.model(**dict(inputs, motion_flow=inputs["motion_flow"] + 5))
         no_text = trainer.model(**dict(inputs, text_lengths=torch.zeros_like(lengths)))
     assert base[0] != moved[0] and base[0] != no_text[0]
+
+
+def test_rare_tokens_weigh_more_by_their_distance_from_the_frame_median():
+    from nova_core.training.loss import token_weights
+
+    tokens = torch.zeros(2, 6, 4)
+    tokens[0, 2] = 3.0  # far from the plain rest: capped at 1 + strength
+    tokens[0, 3] = 0.5  # RMS distance 0.5
+    tokens[1] = 1.0  # a flat frame: all at its median
+    weights = token_weights(tokens, 9.0)
+    assert torch.allclose(weights[0], torch.tensor([1, 1, 10, 5.5, 1, 1.0]))
+    assert torch.equal(weights[1], torch.ones(6))
+
+
+def test_rare_token_weight_zero_is_the_papers_loss_and_more_weighs_rare_tokens(t2v_cache, tmp_path):
+    losses = []
+    for weight in (0.0, 0.0, 9.0):
+        trainer = Trainer(train_config(t2v_cache, tmp_path / f"run{weight}{len(losses)}",
+                                       **{"train.rare_token_weight": weight}))
+        batch = trainer.maker.make(0, trainer.plan.batch(0)[:2], [0, 1])
+        hidden, lengths = trainer.captions(batch, "cpu")
+        with torch.no_grad():
+            first, rest = trainer.model(**dict(batch.to("cpu"), text_hidden=hidden, text_lengths=lengths))
+        losses.append(float(first + rest))
+    assert losses[0] == losses[1] and losses[2] > losses[0]  # weights are >= 1, > 1 on some tokens
