@@ -36,6 +36,10 @@ class VAETrainSettings:
     # object on a flat background is a few % of the pixels, an unweighted loss is lowest with the
     # object painted over by its background, and training settles there.
     rare_pixel_weight: float = 0.0
+    # Weight of a term pulling the posterior mean to ``pooled_latents`` of the input (0: none): a
+    # latent grid that is the frame itself, coarsened, which the demo's transformer learns from in
+    # a CPU budget (its stage was probed on exactly these latents); the decoder still learns the rest.
+    latent_anchor_weight: float = 0.0
     crop_on_content: bool = False  # crops hold the object (see ``window``)
     max_frame_stride: int = 1  # windows take every k-th frame, k in 1..this (see ``window``)
     seed: int = 0
@@ -60,8 +64,24 @@ def pixel_weights(x: torch.Tensor, rare_pixel_weight: float) -> torch.Tensor:
     return 1 + rare_pixel_weight * median_distance(x)
 
 
-def vae_loss(vae, x: torch.Tensor, gen, kl_weight: float,
-             rare_pixel_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+POOL, FOLD = 4, 2  # pooled_latents: pixels per pooled cell, cells folded into channels per latent side
+
+
+def pooled_latents(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Pixels (B, 3, T, H, W) in [-1, 1] -> (B, channels, 1 + (T - 1) // 4, H / 8, W / 8): latent k holds
+    frame 4k (frame 0 alone first, as a causal video VAE's does), average-pooled 4x4 and folded 2x2
+    into the first 12 channels; the others are zero."""
+    frames = x[:, :, ::4].transpose(1, 2)  # (B, T', 3, H, W)
+    b, t = frames.shape[:2]
+    folded = torch.nn.functional.pixel_unshuffle(torch.nn.functional.avg_pool2d(frames.flatten(0, 1), POOL), FOLD)
+    if folded.size(1) > channels:
+        raise ValueError(f"pooled latents need {folded.size(1)} channels, the VAE has {channels}")
+    folded = torch.cat([folded, folded.new_zeros(folded.size(0), channels - folded.size(1), *folded.shape[2:])], dim=1)
+    return folded.view(b, t, channels, *folded.shape[2:]).transpose(1, 2)
+
+
+def vae_loss(vae, x: torch.Tensor, gen, kl_weight: float, rare_pixel_weight: float = 0.0,
+             latent_anchor_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """x (B, 3, T, H, W) -> (loss, {"reconstruction", "kl"}), each the mean over the B samples;
     the latent is a posterior sample. ``gen``: one generator, or one per sample (so a sample's
     noise does not depend on what it is batched with)."""
@@ -81,7 +101,11 @@ def vae_loss(vae, x: torch.Tensor, gen, kl_weight: float,
         reconstruction = per_pixel.flatten(1).mean(1)
     kl = (0.5 * (posterior.mean**2 + posterior.var - 1 - posterior.logvar)).flatten(1).mean(1)
     reconstruction, kl = reconstruction.mean(), kl.mean()
-    return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
+    loss, parts = reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
+    if latent_anchor_weight:
+        anchor = (posterior.mean - pooled_latents(x, shape[1])).pow(2).mean()
+        loss, parts["anchor"] = loss + latent_anchor_weight * anchor, anchor.item()
+    return loss, parts
 
 
 def window(frames: np.ndarray, length: int, gen: torch.Generator, crop=None, on_content: bool = False,
@@ -150,7 +174,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         order = generator(s.seed, step, 0)
         picks = torch.randint(len(items), (s.batch_size,), generator=order).tolist()
         optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0} | ({"anchor": 0.0} if s.latent_anchor_weight else {})
         # the windows of a step, batched by shape (clips and stills differ): one batched conv3d
         # takes PyTorch's mkldnn path, one sample at a time its slow one (measured 5x slower)
         batches = {}
@@ -161,7 +185,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         for batch in batches.values():
             share = len(batch) / s.batch_size
             loss, parts = vae_loss(vae, torch.stack([x for x, _ in batch]), [g for _, g in batch],
-                                   s.kl_weight, s.rare_pixel_weight)
+                                   s.kl_weight, s.rare_pixel_weight, s.latent_anchor_weight)
             (loss * share).backward()
             totals["loss"] += loss.item() * share
             for key, value in parts.items():

@@ -29,18 +29,16 @@ import torch
 import torch.nn.functional as F
 
 from nova_core.training.init import own_cells
+from nova_core.training.vae import FOLD, POOL, pooled_latents, to_pixels
 
-POOL, FOLD, CHANNELS = 4, 2, 16  # pixels per pooled cell, cells folded per latent side, latent channels
+CHANNELS = 16  # latent channels
 
 
 def encode(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> unscaled latents (16, 1 + (T - 1) // 4, H / 8, W / 8): latent k holds
-    frame 4k (frame 0 alone first, as the causal video VAE's)."""
-    x = torch.from_numpy(np.array(frames)).float().div(127.5).sub(1).permute(0, 3, 1, 2)
-    x = x[[0] + list(range(4, len(x), 4))]
-    folded = F.pixel_unshuffle(F.avg_pool2d(x, POOL), FOLD)
-    zeros = folded.new_zeros(folded.size(0), CHANNELS - folded.size(1), *folded.shape[2:])
-    return torch.cat([folded, zeros], dim=1).transpose(0, 1).contiguous()
+    frame 4k (frame 0 alone first, as the causal video VAE's); the layout the demo VAE's
+    ``latent_anchor_weight`` pulls towards."""
+    return pooled_latents(to_pixels(np.array(frames))[None], CHANNELS)[0].contiguous()
 
 
 def decode(latents: torch.Tensor) -> np.ndarray:

@@ -157,3 +157,37 @@ def test_a_batch_is_the_mean_of_its_samples():
     assert parts["kl"] == pytest.approx(sum(p["kl"] for _, p in singles) / 2, rel=1e-5)
     for a, b in zip(together, apart):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)  # batched convs take other kernels
+
+
+def test_pooled_latents_hold_every_fourth_frame_coarsened():
+    from nova_core.training.vae import pooled_latents
+
+    x = torch.zeros(1, 3, 9, 16, 24)
+    x[0, 0, 4, :4, :4] = 1.0  # frame 4, red, one 4x4 cell in the top-left corner
+    x[0, 1, 3] = 1.0  # frame 3 is never sampled
+    z = pooled_latents(x, 16)
+    assert z.shape == (1, 16, 3, 2, 3)
+    assert z[0, :, 1, 0, 0].nonzero().flatten().tolist() == [0]  # channel (red, cell 0 of the 2x2 fold)
+    assert z[0, 0, 1, 0, 0] == 1.0 and z[0, :, [0, 2]].abs().sum() == 0 and z[0, 12:].abs().sum() == 0
+    with pytest.raises(ValueError, match="need 12 channels"):
+        pooled_latents(x, 8)
+
+
+def test_the_latent_anchor_pulls_the_posterior_mean_to_the_pooled_frames():
+    from nova_core.training.vae import pooled_latents
+
+    settings = components.ComponentSettings(vae_channels=[8, 8, 16, 16], vae_groups=8, latent_channels=16)
+    data = items()
+
+    def anchor_error(vae):
+        with torch.no_grad():
+            x = to_pixels(data[0])[None]
+            return float((vae.encode(x).latent_dist.mean - pooled_latents(x, 16)).pow(2).mean())
+
+    plain, anchored = components.vae(settings, 0), components.vae(settings, 0)
+    common = dict(steps=25, batch_size=2, clip_frames=5, lr=3e-3, warmup_steps=5)
+    train_vae(plain, data, VAETrainSettings(**common))
+    history = train_vae(anchored, data, VAETrainSettings(**common, latent_anchor_weight=1.0))
+    assert "anchor" in history[0] and "anchor" not in train_vae(components.vae(settings, 0), data,
+                                                                VAETrainSettings(steps=1, clip_frames=5))[0]
+    assert anchor_error(anchored) < 0.5 * anchor_error(plain), (anchor_error(anchored), anchor_error(plain))
