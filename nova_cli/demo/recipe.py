@@ -73,14 +73,18 @@ class RecipeSettings:
     # 8 crops a step, batched (one conv3d call per step: ~1.1 s on 2 cores).
     vae: VAETrainSettings = field(default_factory=lambda: VAETrainSettings(
         steps=2400, batch_size=8, clip_frames=9, max_frame_stride=3, crop=[48, 64], crop_on_content=True,
-        lr=1e-4, schedule="cosine", rare_pixel_weight=3.0))
+        lr=1e-4, schedule="cosine", rare_pixel_weight=3.0, latent_anchor_weight=1.0))
     # `nova train` flags and --set assignments
     train_steps: int = 3000
     train_batch: int = 16
     lr: float = 5e-4
     warmup_steps: int = 100
     ema_decay: float = 0.999
-    train_set: list = field(default_factory=lambda: ["optim.schedule=\"cosine\"", "log.keep_last=1"])
+    # the spatial encoder's attention starts on the condition token over each token ("aligned"), and
+    # hidden tokens far from their frame's plain background weigh up to 10x: see CHANGELOG.md, probes
+    # of the eleventh session
+    train_set: list = field(default_factory=lambda: [
+        "optim.schedule=\"cosine\"", "log.keep_last=1", "model.init=\"aligned\"", "train.rare_token_weight=9.0"])
 
     def to_dict(self) -> dict:
         return asdict(self)
