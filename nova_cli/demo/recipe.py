@@ -38,6 +38,9 @@ Tenth session: on oracle latents (no VAE; tests/nova_cli/demo/oracle.py) the tra
 the same way. Its spatial encoder attends uniformly over the condition tokens, so the object's place
 in the previous frame never reaches the next one; `model.init = "aligned"` fixes the attention, and
 the object starts to show in the head's estimates only after 1500-2000 steps.
+Eleventh session: scenes enter on lanes and hidden tokens off the plain background weigh up to 10x
+(`train.rare_token_weight`); 3000 oracle steps then learn the object's colour but not its place
+(a cross over the lanes in every sample; i2v ignores the given object's place).
 """
 
 from __future__ import annotations

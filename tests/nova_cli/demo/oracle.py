@@ -189,7 +189,7 @@ def alignment(transformer, latents: torch.Tensor, prefix: torch.Tensor, frame: i
         attn = block.attn
         q, k, _ = attn.qkv(h).view(1, h.size(1), 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
         weights = (q @ k.transpose(-1, -2) / attn.head_dim**0.5).softmax(-1)[0, :, c.size(1):, : c.size(1)]
-        weights = weights / weights.sum(-1, keepdim=True)
+        weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-30)  # none on c: share 0
         on_own = weights.gather(2, own.view(1, -1, 1).expand(weights.size(0), -1, 1))[..., 0]
         shares.append(float(on_own.mean(1).max()))
         h = block(h)
