@@ -29,7 +29,7 @@ class ModelSettings:
     revision: str = ""  # Hub revision (a commit hash pins it)
     scratch: bool = False  # random transformer weights instead of the checkpoint's
     transformer: dict = field(default_factory=dict)  # with scratch: transformer config keys to change
-    init: str = "default"  # with scratch: "default" (torch's), "mar" (Xavier, adaLN-Zero head) "skip" (+ identity encoder blocks) or "aligned" (+ condition heads; see init.py)
+    init: str = "default"  # with scratch: "default" (torch's), "mar" (Xavier, adaLN-Zero head), "skip" (+ identity encoder blocks) or "aligned" (+ condition heads; see init.py)
 
 
 @dataclass

@@ -110,12 +110,13 @@ class TrainingObjective(nn.Module):
 
         p, grid = geo.patch_size, (geo.latent_size[0] // geo.patch_size, geo.latent_size[1] // geo.patch_size)
         repeat = self.loss_repeat
-        x = patchify(frames.float(), p).repeat(repeat, 1, 1)
+        clean = patchify(frames.float(), p)  # (BT, N, F)
+        x = clean.repeat(repeat, 1, 1)
         noisy, timestep, target = self.schedule.noise(x, noise.float(), timestep_indices)
         pred = model.image_decoder(unpatchify(noisy, p, grid).to(model.dtype), timestep, z.repeat(repeat, 1, 1))
         loss = (pred.float() - target).pow(2).mean(dim=-1)  # (R*BT, N)
         weight = mask.view(1, batch, num_frames, -1).float()
         if self.rare_token_weight:
-            weight = weight * token_weights(x[: x.size(0) // repeat], self.rare_token_weight).view_as(weight)
+            weight = weight * token_weights(clean, self.rare_token_weight).view_as(weight)
         loss = loss.view(repeat, batch, num_frames, -1) * weight
         return loss[:, :, :1].sum(), loss[:, :, 1:].sum()

@@ -174,7 +174,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
         order = generator(s.seed, step, 0)
         picks = torch.randint(len(items), (s.batch_size,), generator=order).tolist()
         optimizer.zero_grad(set_to_none=True)
-        totals = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0} | ({"anchor": 0.0} if s.latent_anchor_weight else {})
+        totals = {"loss": 0.0}  # then every part vae_loss reports
         # the windows of a step, batched by shape (clips and stills differ): one batched conv3d
         # takes PyTorch's mkldnn path, one sample at a time its slow one (measured 5x slower)
         batches = {}
@@ -189,7 +189,7 @@ def train_vae(vae, items: list[np.ndarray], settings: VAETrainSettings, log=None
             (loss * share).backward()
             totals["loss"] += loss.item() * share
             for key, value in parts.items():
-                totals[key] += value * share
+                totals[key] = totals.get(key, 0.0) + value * share
         if s.clip_grad is not None:
             torch.nn.utils.clip_grad_norm_(vae.parameters(), s.clip_grad)
         optimizer.step()
