@@ -48,6 +48,9 @@ class TrainSettings:
     loss_repeat: int = 4  # noise draws per token (the paper's diffusion-loss repeat)
     mask_ratio: list = field(default_factory=lambda: [0.7, 1.0])  # truncated normal bounds
     mask_std: float = 0.25  # its spread around 1.0
+    # share of frames that hide every token (0: the paper's masks alone). A small model with few
+    # tokens a frame otherwise learns the caption slowly: the few visible tokens give it the rest
+    full_mask_share: float = 0.0
     # 0: the paper's loss. w > 0: each hidden token's loss weighs 1 + w * min(1, d), d its RMS distance
     # from its frame's median token (scaled latents): small objects on plain backgrounds (the demo)
     # otherwise give ~5 % of the gradient and are learned last
@@ -151,6 +154,8 @@ class TrainConfig:
                               f"got {t.mask_ratio}")
         if not t.rare_token_weight >= 0:
             raise ConfigError("train.rare_token_weight must be >= 0")
+        if not 0 <= t.full_mask_share <= 1:
+            raise ConfigError(f"train.full_mask_share must be in [0, 1], got {t.full_mask_share}")
         if not t.mask_std > 0:
             raise ConfigError("train.mask_std must be > 0")
         if not 0 <= self.data.caption_dropout < 1:

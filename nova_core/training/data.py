@@ -70,6 +70,7 @@ class SampleSettings:
     loss_repeat: int = 4
     mask_ratio: tuple = (0.7, 1.0)
     mask_std: float = 0.25
+    full_mask_share: float = 0.0
     caption_dropout: float = 0.1
 
 
@@ -97,7 +98,8 @@ class BatchMaker:
     def masks(self, step: int, position: int, num_frames: int, counts_only: bool = False):
         s = self.settings
         draw = draw_num_known if counts_only else draw_masks
-        return draw(generator(self.seed, step, position, MASK), num_frames, s.num_tokens, *s.mask_ratio, s.mask_std)
+        return draw(generator(self.seed, step, position, MASK), num_frames, s.num_tokens, *s.mask_ratio, s.mask_std,
+                    s.full_mask_share)
 
     def hidden_counts(self, step: int, items: list[int]) -> tuple[int, int]:
         """Hidden tokens of frame 0 and of later frames over a whole global batch (x loss_repeat).

@@ -81,7 +81,8 @@ class Trainer:
         self.plan = BatchPlan(self.cache.latent_frames(), t.batch_size, t.seed)
         geo = self.transformer.geometry
         settings = SampleSettings(geo.num_tokens, geo.patch_size**2 * geo.latent_channels, t.loss_repeat,
-                                  tuple(t.mask_ratio), t.mask_std, config.data.caption_dropout)
+                                  tuple(t.mask_ratio), t.mask_std, full_mask_share=t.full_mask_share,
+                                  caption_dropout=config.data.caption_dropout)
         self.maker = BatchMaker(self.cache, self.schedule, settings, t.seed)
         self.step = 0
         if resume:

@@ -50,17 +50,12 @@ def test_geometry_rules_hold_over_the_whole_clip():
             assert half <= x <= width - half and half <= y <= height - half
 
 
-def test_objects_enter_on_lanes():
-    """Each clip and still starts near the edge its object moves away from, on the middle line."""
+def test_objects_start_at_the_centre():
+    """Each clip and still starts at the frame's centre, whatever its direction, and moves out."""
     height, width = scenes.FRAME_SIZE
     for scene in all_scenes(count=100) + [scene_for(0, 1, i, num_frames=1) for i in range(50)]:
-        dx, dy = scenes.DIRECTIONS[scene.direction]
         x, y = scene.centre(0)
-        along, across = (x, y) if dx else (y, x)
-        extent, side = (width, height) if dx else (height, width)
-        from_edge = along if (dx > 0 or dy > 0) else extent - along  # from the edge it leaves
-        assert from_edge <= 1 + scene.size / 2 + scenes.ENTRY * extent + scenes.LANE_JITTER + 1e-9
-        assert abs(across - side / 2) <= scenes.LANE_JITTER
+        assert abs(x - width / 2) <= scenes.START_JITTER and abs(y - height / 2) <= scenes.START_JITTER
 
 
 def test_rendering_is_seeded_and_exact_in_colour():

@@ -34,6 +34,7 @@ def test_to_toml_reads_back(tmp_path):
     ({"train.batch_size": 6, "train.grad_accum": 4}, "multiple of train.grad_accum"),
     ({"train.mask_ratio": [0.9, 0.5]}, "train.mask_ratio"),
     ({"train.rare_token_weight": -1.0}, "train.rare_token_weight"),
+    ({"train.full_mask_share": 1.5}, "train.full_mask_share"),
     ({"distributed.strategy": "zero3"}, "distributed.strategy must be one of ddp, fsdp"),
     ({"ema.decay": 1.0}, "ema.decay"),
     ({"model.transformer": {"arch": []}}, "needs model.scratch"),

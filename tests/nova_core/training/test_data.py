@@ -51,3 +51,12 @@ def test_a_sample_does_not_depend_on_its_batch_neighbours(t2v_cache):
     first, rest = maker.hidden_counts(7, [0, 1, 2, 3])
     hidden = whole.tensors["mask"].view(4, 3, 24)
     assert (first, rest) == (4 * int(hidden[:, 0].sum()), 4 * int(hidden[:, 1:].sum()))
+
+
+def test_full_mask_share_reaches_the_batches(t2v_cache):
+    cache = TrainingCache(t2v_cache)
+    schedule = NoiseSchedule(load_scheduler(TINY_T2V, "DDPMScheduler"))
+    every = BatchMaker(cache, schedule, SampleSettings(24, 16, full_mask_share=1.0), seed=0).make(3, [0, 1], [0, 1])
+    assert (every.tensors["mask"] == 1).all() and (every.tensors["known_lengths"] == 0).all()
+    some = BatchMaker(cache, schedule, SampleSettings(24, 16), seed=0).make(3, [0, 1], [0, 1])
+    assert (some.tensors["known_lengths"] > 0).any()

@@ -2,7 +2,7 @@
 
 import torch
 
-from nova_core.training.masking import draw_masks, spatial_inputs, truncated_normal
+from nova_core.training.masking import draw_masks, draw_num_known, spatial_inputs, truncated_normal
 
 
 def test_truncated_normal_stays_in_bounds_with_the_right_mean():
@@ -35,3 +35,17 @@ def test_spatial_inputs_pad_known_ids_and_mask_the_rest():
         assert known_ids[row, :k, 0].tolist() == order[row, :k].tolist()
         assert {i for i in range(16) if mask[row, i, 0] == 0} == known
     assert int(mask.sum()) == 9 * 16 - int(lengths.sum())
+
+
+def test_a_share_of_frames_hides_every_token():
+    plain = draw_masks(torch.Generator().manual_seed(2), 4000, 60)
+    none = draw_masks(torch.Generator().manual_seed(2), 4000, 60, full_share=0.0)
+    assert torch.equal(plain.num_known, none.num_known) and torch.equal(plain.order, none.order)  # the paper's masks
+    assert (plain.num_known == 0).float().mean() < 0.06  # the truncated normal alone: a few %
+    half = draw_masks(torch.Generator().manual_seed(2), 4000, 60, full_share=0.5)
+    hidden = (half.num_known == 0).float().mean().item()
+    assert 0.47 < hidden < 0.57  # the share, plus the few the normal draws anyway
+    assert torch.equal(half.num_known, draw_num_known(torch.Generator().manual_seed(2), 4000, 60, full_share=0.5))
+    kept = half.num_known > 0  # the other frames keep their truncated-normal draw
+    assert torch.equal(half.num_known[kept], plain.num_known[kept])
+    assert (draw_masks(torch.Generator().manual_seed(3), 50, 60, full_share=1.0).num_known == 0).all()
