@@ -83,11 +83,13 @@ class RecipeSettings:
     lr: float = 5e-4
     warmup_steps: int = 100
     ema_decay: float = 0.999
-    # the spatial encoder's attention starts on the condition token over each token ("aligned"), and
-    # hidden tokens far from their frame's plain background weigh up to 10x: see CHANGELOG.md, probes
-    # of the eleventh session
+    # the spatial encoder's attention starts on the condition token over each token ("aligned"),
+    # hidden tokens far from their frame's plain background weigh up to 10x, and half the frames hide
+    # every token (the caption, not a few visible tokens, must give the background and the object):
+    # see CHANGELOG.md, probes of the eleventh and twelfth sessions
     train_set: list = field(default_factory=lambda: [
-        "optim.schedule=\"cosine\"", "log.keep_last=1", "model.init=\"aligned\"", "train.rare_token_weight=9.0"])
+        "optim.schedule=\"cosine\"", "log.keep_last=1", "model.init=\"aligned\"", "train.rare_token_weight=9.0",
+        "train.full_mask_share=0.5"])
 
     def to_dict(self) -> dict:
         return asdict(self)
