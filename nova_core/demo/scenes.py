@@ -32,7 +32,7 @@ FRAME_SIZE = (96, 160)
 NUM_FRAMES = 33  # the trained length: 9 latent frames
 FPS = 12
 SIZE_RANGE = (0.15, 0.30)  # object size / frame height
-MIN_TRAVEL, MAX_TRAVEL = 0.30, 0.50  # share of the frame crossed along the direction over the clip
+MIN_TRAVEL = 0.30  # share of the frame crossed along the direction over the clip, at least
 START_JITTER = 3.0  # px: spread of the start around the frame's centre, on both axes
 SUPERSAMPLE = 4  # sub-pixel samples per side: soft, exact-area edges
 
@@ -106,7 +106,7 @@ def random_scene(rng: np.random.Generator, num_frames: int = NUM_FRAMES, frame_s
     room = ahead - size / 2 - 1  # centre travel that keeps a 1-pixel margin
     if num_frames > 1 and room < MIN_TRAVEL * extent:
         raise ValueError(f"a {frame_size[0]}x{frame_size[1]} frame has no room for the rules' travel from its centre")
-    travel = float(rng.uniform(MIN_TRAVEL * extent, min(room, MAX_TRAVEL * extent))) if num_frames > 1 else 0.0
+    travel = float(rng.uniform(MIN_TRAVEL * extent, room)) if num_frames > 1 else 0.0  # up to the edge's margin
     speed = travel / max(num_frames - 1, 1)
     return Scene(colour, shape, direction, background, size, start, speed, num_frames, tuple(frame_size))
 
