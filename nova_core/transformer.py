@@ -171,6 +171,14 @@ class NOVATransformer3DModel(ModelMixin):
         latents (B, C, T, h, w) -> per-frame spatial conditions (B, T, Nv, D): frame t is
         conditioned on the prefix and the true frames < t, after the scale-shift layer.
         """
+        h = self.temporal_features(prefix, latents)
+        mixer = self.video_encoder.mixer
+        if mixer is None or h.size(1) == 1:
+            return h
+        return torch.cat([h[:, :1], mixer(h[:, :1], h[:, 1:])], dim=1)
+
+    def temporal_features(self, prefix: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The temporal encoder's per-frame output (B, T, Nv, D), before the scale-shift layer."""
         batch, num_frames = latents.size(0), latents.size(2)
         time_embed = self.video_pos_embed.time_embedding(num_frames)
         space = self.video_pos_embed.space_embedding().to(self.device, self.dtype)
@@ -180,11 +188,7 @@ class NOVATransformer3DModel(ModelMixin):
         if num_frames > 1:
             mask = block_causal_mask(prefix.size(1), num_frames, space.size(0), self.dtype).to(self.device)
         h = self.video_encoder(torch.cat(tokens, dim=1), prefix, attn_mask=mask)
-        h = h.view(batch, num_frames, space.size(0), -1)
-        mixer = self.video_encoder.mixer
-        if mixer is None or num_frames == 1:
-            return h
-        return torch.cat([h[:, :1], mixer(h[:, :1], h[:, 1:])], dim=1)
+        return h.view(batch, num_frames, space.size(0), -1)
 
     def frame_tokens(self, previous: torch.Tensor | None, batch: int, time_embed, t: int, space):
         """Temporal-encoder input of frame t: BOV tokens for t = 0, else the previous latent's patches."""

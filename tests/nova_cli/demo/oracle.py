@@ -13,8 +13,8 @@ of such round trips right for every clip (shape for ~70 %, the bilinear decode r
 and caption embeddings) and sets the base checkpoint's ``scaling_factor`` to 1 / their std, so
 ``nova train --model BASE --scratch --cache OUT_CACHE`` trains on them. ``probe`` samples t2i, t2v
 and i2v with a trained checkpoint, reads them with the detector, writes a contact sheet beside
-the checkpoint (rows: t2i, t2v frame 4, i2v frames 0/4/8), measures :func:`alignment` and
-:func:`object_evidence` and prints one JSON object.
+the checkpoint (rows: t2i, t2v frame 4, i2v frames 0/4/8), measures :func:`alignment`,
+:func:`object_evidence` and :func:`history_reach` and prints one JSON object.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def probe(checkpoint: Path, cache: Path, prompts: int = 12, ar_steps: int = 8, d
             reads[kind].append(got)
         sheet.append(np.concatenate([image[0], video[4], given[0], given[4], given[8]], axis=1))
     Image.fromarray(np.concatenate(sheet, axis=0)).save(str(checkpoint.parent / f"{checkpoint.name}-oracle.png"))
-    shares, evidence = [], []
+    shares, evidence, reach = [], [], []
     for i in range(min(prompts, 12)):
         scene = random_scene(np.random.default_rng([7, i]))
         text = pipe.encode_prompt(scene.caption, 1, None, None, None, False)
@@ -124,9 +124,12 @@ def probe(checkpoint: Path, cache: Path, prompts: int = 12, ar_steps: int = 8, d
         latents = encode(scene.render())[None] * scale
         shares.append(alignment(pipe.transformer, latents, prefix))
         evidence.append(object_evidence(pipe, latents, prefix, scale))
+        mirrored = encode(mirror(scene.render(), scene.direction))[None] * scale
+        reach.append(history_reach(pipe.transformer, latents, mirrored, prefix))
     result = {"alignment": [round(float(v), 3) for v in np.mean(shares, axis=0)],
               "alignment_uniform": round(1 / pipe.transformer.geometry.num_video_tokens, 3),
-              "object_evidence": round(float(np.nanmean(evidence)), 3)}
+              "object_evidence": round(float(np.nanmean(evidence)), 3),
+              "history_reach": {key: round(float(np.mean([r[key] for r in reach])), 3) for key in reach[0]}}
     return result | {kind: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} for kind, rows in reads.items()}
 
 
@@ -194,6 +197,43 @@ def alignment(transformer, latents: torch.Tensor, prefix: torch.Tensor, frame: i
         shares.append(float(on_own.mean(1).max()))
         h = block(h)
     return shares
+
+
+@torch.no_grad()
+def history_reach(transformer, latents: torch.Tensor, mirrored: torch.Tensor, prefix: torch.Tensor,
+                  frame: int = 5) -> dict:
+    """How far the place of the earlier frames' object carries towards a fully hidden ``frame``:
+    the largest relative change, over tokens, of each stage of the path when the earlier frames
+    are swapped for their mirror image (the object on the other side), both (1, C, T, h, w).
+
+    ``temporal``: the temporal encoder's output before the scale-shift layer; ``condition``: after
+    it (what the spatial encoder gets); ``blocks``: the hidden tokens after each second-half spatial
+    block; ``spatial``: the spatial encoder's output, which conditions the diffusion head. 0 means
+    the stage does not see where the object was; a path that loses it between two stages shows
+    where the frames after the first stop following their predecessors.
+    """
+    model, geo = transformer, transformer.geometry
+    encoder, split = transformer.image_encoder, len(transformer.image_encoder.blocks) // 2
+    hidden = model.mask_embed.mask_token.expand(1, geo.num_tokens, -1) + model.image_space_embedding()
+    stages = []
+    for lat in (latents, mirrored):
+        c = model.temporal_conditions(prefix, lat)[:, frame]
+        found = {"temporal": model.temporal_features(prefix, lat)[:, frame], "condition": c}
+        for block in encoder.blocks[:split]:
+            c = block(c)
+        h = torch.cat([c, hidden], dim=1)
+        for i, block in enumerate(encoder.blocks[split:]):
+            h = block(h)
+            found[f"block{split + i}"] = h[:, c.size(1):]
+        found["spatial"] = encoder.norm(h[:, c.size(1):])
+        stages.append(found)
+    first, second = stages
+    return {key: float(((first[key] - second[key]).norm(dim=-1) / first[key].norm(dim=-1)).max()) for key in first}
+
+
+def mirror(frames: np.ndarray, direction: str) -> np.ndarray:
+    """(T, H, W, 3) flipped across the motion's axis: the same clip moving the other way."""
+    return np.ascontiguousarray(frames[:, :, ::-1] if direction in ("left", "right") else frames[:, ::-1])
 
 
 def main(argv=None) -> int:

@@ -51,7 +51,8 @@ def test_a_rewritten_cache_is_accepted_by_training(tmp_path):
     checkpoint = tmp_path / "run" / "checkpoint-000001"
     assert (checkpoint / "transformer").is_dir()
     result = probe(checkpoint, tmp_path / "oracle", prompts=1, ar_steps=2, diffusion_steps=2)
-    assert set(result) == {"alignment", "alignment_uniform", "object_evidence", "t2i", "t2v", "i2v"}
+    assert set(result) == {"alignment", "alignment_uniform", "object_evidence", "history_reach", "t2i", "t2v", "i2v"}
+    assert set(result["history_reach"]) == {"temporal", "condition", "block2", "block3", "spatial"}
     assert len(result["alignment"]) == 2 and result["alignment_uniform"] == pytest.approx(1 / 15, abs=1e-3)
     # a contrast: below 0 when an untrained head's estimate strays more off the object than on it
     assert -5 < result["object_evidence"] < 5 and set(result["i2v"]) >= {"colour", "direction", "present"}
@@ -80,3 +81,48 @@ def test_alignment_reads_uniform_attention_as_one_over_the_condition_tokens():
     torch.manual_seed(0)
     fresh = NOVATransformer3DModel.from_config(components.transformer_config(components.ComponentSettings())).eval()
     assert all(0.02 < share < 0.2 for share in alignment(fresh, latents, prefix))
+
+
+def _demo_model(**changes):
+    from nova_core.demo import components
+    from nova_core.transformer import NOVATransformer3DModel
+
+    torch.manual_seed(0)
+    config = components.transformer_config(components.ComponentSettings()) | changes
+    return NOVATransformer3DModel.from_config(config).eval()
+
+
+def test_history_reach_finds_where_the_scale_shift_layer_hides_the_earlier_frames():
+    from nova_core.training.init import initialise
+    from tests.nova_cli.demo.oracle import history_reach, mirror
+
+    scene = random_scene(np.random.default_rng([5, 0]), direction="right")
+    frames = scene.render()
+    latents, mirrored = encode(frames)[None], encode(mirror(frames, "right"))[None]
+    prefix_of = lambda model: model.prefix(torch.randn(1, 16, 64, generator=torch.Generator().manual_seed(1)), torch.ones(1))
+    # the aligned init starts the scale-shift projection at zero: every later frame's condition is
+    # the BOV anchor, whatever came before, though the temporal encoder itself sees the change
+    model = _demo_model()
+    initialise(model, "aligned")
+    reach = history_reach(model, latents, mirrored, prefix_of(model))
+    assert set(reach) == {"temporal", "condition", "block2", "block3", "spatial"}
+    assert reach["temporal"] > 0.1 and reach["condition"] == reach["spatial"] == 0
+    # without the layer (rank 0) the temporal features go to the spatial encoder as they are, but
+    # the aligned init also starts every spatial block as the identity: the hidden tokens see none of it
+    bare = _demo_model(video_mixer_rank=0)
+    initialise(bare, "aligned")
+    reach = history_reach(bare, latents, mirrored, prefix_of(bare))
+    assert reach["condition"] == pytest.approx(reach["temporal"]) and reach["condition"] > 0.1
+    assert reach["block2"] == reach["spatial"] == 0
+    # with torch's init the spatial blocks pass a trace of it on from the start (uniform attention)
+    assert 0 < history_reach(_demo_model(video_mixer_rank=0), latents, mirrored, prefix_of(bare))["spatial"] < 0.05
+    # the same clip against itself: nothing changes anywhere
+    assert set(history_reach(bare, latents, latents, prefix_of(bare)).values()) == {0.0}
+
+
+def test_mirror_sends_the_object_the_other_way():
+    from tests.nova_cli.demo.oracle import mirror
+
+    scene = random_scene(np.random.default_rng([5, 1]), direction="up")
+    flipped = detector.read(mirror(scene.render(), "up"))
+    assert flipped.direction == "down"

@@ -47,10 +47,20 @@ def test_layout_size_and_record(built):
     record = json.loads((built / "recipe.json").read_text())
     assert len(record["source"]["commit"]) == 40
     assert record["settings"]["train_steps"] == 2 and record["settings"]["num_clips"] == 3
-    assert set(record["stages"]) == {"data", "vae", "prepare", "train", "assemble"}
+    assert set(record["stages"]) == {"data", "vae", "prepare", "stills", "train", "assemble"}
     assert record["stages"]["prepare"]["items"] == 4 and record["stages"]["prepare"]["skipped"] == 0
     assert record["stages"]["prepare"]["motion_flow"]["min"] > 0  # every clip moves
     assert np.isfinite(record["stages"]["train"]["last_loss"])
+    # stills from scratch first (aligned init), then the whole mix from those weights
+    assert np.isfinite(record["stages"]["stills"]["last_loss"]) and record["stages"]["data"]["stills"] == 2
+    import tomllib
+
+    clips = tomllib.loads((built / "train_config.toml").read_text())
+    assert clips["model"]["scratch"] is False and "stills-train" in clips["model"]["checkpoint"]
+    assert clips["train"]["loss_repeat"] == 1 and clips["train"]["full_mask_share"] == 0.5
+    stills = tomllib.loads((built.parent / "work" / "stills-train" / "config.toml").read_text())
+    assert stills["model"]["scratch"] is True and stills["model"]["init"] == "aligned"
+    assert stills["train"]["loss_repeat"] == 4
     vae = json.loads((built / "vae" / "config.json").read_text())
     assert vae["scaling_factor"] == pytest.approx(record["stages"]["vae"]["scaling_factor"])
 
@@ -108,7 +118,7 @@ def test_a_stopped_run_resumes_to_the_same_weights(built, tmp_path, monkeypatch,
         a, b = load_file(str(built / name)), load_file(str(tmp_path / "c" / "checkpoint" / name))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     record = json.loads((tmp_path / "c" / "checkpoint" / "recipe.json").read_text())
-    assert len(record["resumed"]) == 1 and set(record["stages"]) == {"data", "vae", "prepare", "train", "assemble"}
+    assert len(record["resumed"]) == 1 and set(record["stages"]) == {"data", "vae", "prepare", "stills", "train", "assemble"}
 
 
 def test_resume_needs_a_run(tmp_path, capsys):
