@@ -164,3 +164,20 @@ def test_models_at_80_columns_keeps_ids_whole_and_sizes_as_the_zoo(nova, tmp_pat
     assert sizes == {"BAAI/nova-d48w1024-osp480": "0.6B", "BAAI/nova-d48w768-sdxl1024": "0.3B",
                      "BAAI/nova-d48w1024-sdxl1024": "0.6B", "BAAI/nova-d48w1536-sdxl1024": "1.4B",
                      "BAAI/nova-d48w1024-sd512": "0.6B"}
+
+
+def test_model_demo_brings_the_demo_preset(nova, monkeypatch):
+    from nova_core import demo
+
+    monkeypatch.setattr(demo, "CHECKPOINT", TINY_T2V)  # a stand-in for the recipe's checkpoint
+    result = nova("t2v", "a red circle moving right on a black background", "--model", "demo", "--json", "--quiet",
+                  "--device", "cpu", "--frames", 9)
+    assert result.code == 0, result.err
+    record = result.records()[0]
+    assert record["settings"]["presets"] == ["video", "demo"]
+    assert (record["settings"]["ar_steps"], record["settings"]["diffusion_steps"]) == (8, 10)
+    assert record["settings"]["flow"] == 1.1 and record["settings"]["frames"] == 9  # the flag over the preset
+    image = nova("t2i", "a red circle moving right on a black background", "--model", "demo", "--json", "--quiet",
+                 "--device", "cpu")
+    assert image.code == 0, image.err
+    assert image.records()[0]["settings"]["presets"] == ["image", "demo"]

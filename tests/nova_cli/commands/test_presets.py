@@ -18,7 +18,10 @@ def test_lists_the_bundled_presets(nova):
     result = nova("presets", "--json")
     assert result.code == 0
     presets = {record.pop("name"): record for record in result.records()}  # JSON Lines, one per preset
-    assert set(presets) == {"video", "image", "fast", "quality", "low-memory"}
+    assert set(presets) == {"video", "image", "fast", "quality", "low-memory", "demo"}
+    assert presets["demo"]["settings"] | {"flow": 0} == {
+        "model": "demo", "frames": 33, "fps": 12.0, "ar_steps": 8, "diffusion_steps": 10, "guidance": 5.0,
+        "negative_prompt": "", "flow": 0}
     assert presets["quality"]["settings"] == {"ar_steps": 128, "diffusion_steps": 100, "guidance": 7.0}
     assert presets["low-memory"]["settings"] == {"low_memory": True}
     assert presets["video"]["settings"]["model"] == "BAAI/nova-d48w1024-osp480"
