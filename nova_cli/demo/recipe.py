@@ -51,8 +51,9 @@ right in colour 23, background 24 and place 23 of 24 after 4000 steps; on clips 
 still draw the object in all four directions at once (CHANGELOG.md).
 Thirteenth session: stills first, then clips from those weights, gives the caption's colour in
 frame 0 and after (oracle latents, 1000 clip steps: t2i 12, t2v 11, i2v 11 of 12); the later
-frames still ignore where the earlier ones put the object and the direction word (t2v direction
-1 of 12). ``oracle.history_reach`` finds the place lost in the spatial encoder's second half.
+frames follow the direction word only from ~2000 clip steps (t2v direction 1 of 12 at 1000, 6 of
+12 at 2000). ``oracle.history_reach`` finds the earlier frames' object place lost in the spatial
+encoder's second half.
 """
 
 from __future__ import annotations
