@@ -90,7 +90,7 @@ HUB = "BAAI/nova-d48w1024-osp480"  # not cached here, and the Hub does not resol
 
 # (id, arguments, exit code, part of the message, setup)
 CASES = [
-    ("unknown preset", ["t2v", "a", *T2V, "--preset", "nope"], 2, "unknown preset 'nope' (known: fast, image", None),
+    ("unknown preset", ["t2v", "a", *T2V, "--preset", "nope"], 2, "unknown preset 'nope' (known: demo, fast, image", None),
     ("bad value in a preset file", ["t2v", "a", *T2V, "--preset", "mine"], 2,
      "frames = 30 in preset 'mine'", broken_user_preset),
     ("not a checkpoint", ["t2v", "a", "--model", "{media}"], 1, "not a NOVA checkpoint (no model_index.json)", None),

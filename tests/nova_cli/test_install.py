@@ -51,5 +51,5 @@ def test_wheel_ships_the_presets_and_the_installed_cli_finds_them(tmp_path):
                           text=True, env={"NOVA_CONFIG_DIR": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     presets = {p["name"]: p for p in map(json.loads, done.stdout.splitlines())}  # JSON Lines, one a preset
-    assert set(presets) == {"video", "image", "fast", "quality", "low-memory"}
+    assert set(presets) == {"video", "image", "fast", "quality", "low-memory", "demo"}
     assert all(p["path"].startswith(str(env_dir / "share" / "nova" / "presets")) for p in presets.values())
