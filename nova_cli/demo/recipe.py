@@ -20,8 +20,8 @@ earlier 80x128 frames: data ~2 min, the VAE ~37 min (2400 steps of 8 crops, ~0.9
 ~3 min, the transformer ~29 min (3000 steps, ~0.57 s each): about 70 minutes, inside the 2 hours
 asked. At 96x160 the VAE's 48x64 crops cost the same; prepare and the transformer (60 tokens a
 frame, not 40) cost ~1.5x. The stills stage (4000 steps of 16 at ~100 samples/s on oracle latents)
-adds ~11 minutes; the clip stage's single noise draw per token makes it ~1.7x cheaper a step
-(estimated from probes, not yet timed as a whole recipe).
+adds ~11 minutes; with one noise draw per token the clip stage runs at ~26 samples/s on 2 cores
+(oracle probe), ~31 minutes for 3000 steps. The whole recipe has not yet been timed this way.
 
 Status (third full run, 16 latent channels, VAE only): the VAE's whole 33-frame reconstructions
 read right for colour in 8, shape in 6 and direction in 19 of 24 clips (L1 0.054). Its objects
