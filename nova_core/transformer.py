@@ -171,11 +171,15 @@ class NOVATransformer3DModel(ModelMixin):
         latents (B, C, T, h, w) -> per-frame spatial conditions (B, T, Nv, D): frame t is
         conditioned on the prefix and the true frames < t, after the scale-shift layer.
         """
-        h = self.temporal_features(prefix, latents)
+        return self.scale_shift(self.temporal_features(prefix, latents))
+
+    def scale_shift(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-frame temporal features (B, T, Nv, D) -> the spatial conditions: frames after the
+        first relative to the BOV anchor (frame 0), through the scale-shift layer when there is one."""
         mixer = self.video_encoder.mixer
-        if mixer is None or h.size(1) == 1:
-            return h
-        return torch.cat([h[:, :1], mixer(h[:, :1], h[:, 1:])], dim=1)
+        if mixer is None or features.size(1) == 1:
+            return features
+        return torch.cat([features[:, :1], mixer(features[:, :1], features[:, 1:])], dim=1)
 
     def temporal_features(self, prefix: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """The temporal encoder's per-frame output (B, T, Nv, D), before the scale-shift layer."""

@@ -217,8 +217,9 @@ def history_reach(transformer, latents: torch.Tensor, mirrored: torch.Tensor, pr
     hidden = model.mask_embed.mask_token.expand(1, geo.num_tokens, -1) + model.image_space_embedding()
     stages = []
     for lat in (latents, mirrored):
-        c = model.temporal_conditions(prefix, lat)[:, frame]
-        found = {"temporal": model.temporal_features(prefix, lat)[:, frame], "condition": c}
+        features = model.temporal_features(prefix, lat)
+        c = model.scale_shift(features)[:, frame]
+        found = {"temporal": features[:, frame], "condition": c}
         for block in encoder.blocks[:split]:
             c = block(c)
         h = torch.cat([c, hidden], dim=1)

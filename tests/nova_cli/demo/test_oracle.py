@@ -115,7 +115,8 @@ def test_history_reach_finds_where_the_scale_shift_layer_hides_the_earlier_frame
     assert reach["condition"] == pytest.approx(reach["temporal"]) and reach["condition"] > 0.1
     assert reach["block2"] == reach["spatial"] == 0
     # with torch's init the spatial blocks pass a trace of it on from the start (uniform attention)
-    assert 0 < history_reach(_demo_model(video_mixer_rank=0), latents, mirrored, prefix_of(bare))["spatial"] < 0.05
+    fresh = _demo_model(video_mixer_rank=0)
+    assert 0 < history_reach(fresh, latents, mirrored, prefix_of(fresh))["spatial"] < 0.05
     # the same clip against itself: nothing changes anywhere
     assert set(history_reach(bare, latents, latents, prefix_of(bare)).values()) == {0.0}
 
