@@ -97,7 +97,7 @@ class RecipeSettings:
     stills_images: int = 1024  # the first num_images of them are the mix's stills
     stills_steps: int = 4000
     # `nova train` flags and --set assignments
-    train_steps: int = 3000
+    train_steps: int = 4000
     train_batch: int = 16
     lr: float = 5e-4
     warmup_steps: int = 100
