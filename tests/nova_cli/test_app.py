@@ -123,3 +123,10 @@ def test_debug_works_after_the_command_too(nova, tmp_path):
     assert result.code == 1 and "Traceback" in result.err and "no such checkpoint folder" in result.err
     plain = nova("t2v", "x", "--model", tmp_path / "nowhere")
     assert plain.code == 1 and "Traceback" not in plain.err
+
+
+def test_generation_help_names_the_demo_model(nova):
+    t2v = nova("t2v", "--help").out  # COLUMNS=200
+    assert 'nova t2v "a red circle moving right on a black background" --model demo' in t2v
+    for command in ("t2i", "i2v", "extend"):
+        assert "`demo` (bundled, offline, CPU)" in nova(command, "--help").out, command
