@@ -197,11 +197,13 @@ def build(outdir: Path, settings: RecipeSettings, say=print, resume: bool = Fals
 
     def stage(name):
         say(f"[recipe] {name}")
-        record["stages"][name] = {"started": time.process_time(), "source": git_commit()["commit"]}
+        record["stages"][name] = {"started": time.process_time(), "wall_started": time.time(),
+                                  "source": git_commit()["commit"]}
 
     def done(name, **values):
         entry = record["stages"][name]
         entry["cpu_s"] = round(time.process_time() - entry.pop("started"), 2)
+        entry["wall_s"] = round(time.time() - entry.pop("wall_started"), 2)
         entry.update(values)
         work.mkdir(parents=True, exist_ok=True)
         tmp = record_path.with_name(f".{RECORD}.tmp")

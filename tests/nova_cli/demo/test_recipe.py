@@ -48,6 +48,7 @@ def test_layout_size_and_record(built):
     assert len(record["source"]["commit"]) == 40
     assert record["settings"]["train_steps"] == 2 and record["settings"]["num_clips"] == 3
     assert set(record["stages"]) == {"data", "vae", "prepare", "stills", "train", "assemble"}
+    assert all(stage["wall_s"] >= 0 and stage["cpu_s"] >= 0 for stage in record["stages"].values())
     assert record["stages"]["prepare"]["items"] == 4 and record["stages"]["prepare"]["skipped"] == 0
     assert record["stages"]["prepare"]["motion_flow"]["min"] > 0  # every clip moves
     assert np.isfinite(record["stages"]["train"]["last_loss"])
