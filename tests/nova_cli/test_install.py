@@ -1,4 +1,5 @@
-"""After a plain (non-editable) `pip install`, `nova presets` still finds the bundled presets."""
+"""After a plain (non-editable) `pip install`, `nova presets` finds the bundled presets and
+`--model demo` the bundled checkpoint."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def test_wheel_ships_the_presets_and_the_installed_cli_finds_them(tmp_path):
     presets = {p["name"]: p for p in map(json.loads, done.stdout.splitlines())}  # JSON Lines, one a preset
     assert set(presets) == {"video", "image", "fast", "quality", "low-memory", "demo"}
     assert all(p["path"].startswith(str(env_dir / "share" / "nova" / "presets")) for p in presets.values())
+    # the demo checkpoint is package data: the installed nova draws with it, offline
+    assert wheel.stat().st_size <= 25 * 2**20
+    env = {"NOVA_CONFIG_DIR": str(tmp_path / "config"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    found = subprocess.run([python, "-c", "from nova_core import demo; print(demo.checkpoint())"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    assert found.returncode == 0 and found.stdout.startswith(str(env_dir)), found.stderr
+    image = tmp_path / "demo.png"
+    done = subprocess.run([python, "-m", "nova_cli", "t2i", "a red circle moving right on a black background",
+                           "--model", "demo", "--seed", "0", "-o", image, "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and image.is_file(), done.stderr

@@ -176,7 +176,7 @@ def test_model_demo_brings_the_demo_preset(nova, monkeypatch):
     record = result.records()[0]
     assert record["settings"]["presets"] == ["video", "demo"]
     assert (record["settings"]["ar_steps"], record["settings"]["diffusion_steps"]) == (8, 10)
-    assert record["settings"]["flow"] == 1.1 and record["settings"]["frames"] == 9  # the flag over the preset
+    assert record["settings"]["flow"] == 1.2 and record["settings"]["frames"] == 9  # the flag over the preset
     image = nova("t2i", "a red circle moving right on a black background", "--model", "demo", "--json", "--quiet",
                  "--device", "cpu")
     assert image.code == 0, image.err
