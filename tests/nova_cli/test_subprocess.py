@@ -40,7 +40,8 @@ def test_every_command_as_a_process(tmp_path, media):
     assert json.loads(results["t2i"][1])["output"] == "a-fox-s1.png"
     assert json.loads(results["batch"][1])["output"] == "a-fox-s1.mp4"
     assert "quality" in {json.loads(line)["name"] for line in results["presets"][1].splitlines()}
-    assert len(results["models"][1].splitlines()) == 5
+    rows = [json.loads(line)["repo_id"] for line in results["models"][1].splitlines()]
+    assert len(rows) == 6 and rows[0] == "demo"  # the bundled model, then the five released
     assert json.loads(results["flow"][1])["flow"] > 0
     code, _, err = results["download"]
     assert code == 1 and "nova download BAAI/nova-d48w1024-sd512" in err  # offline here: the one-line hint
