@@ -31,7 +31,8 @@ def _dtypes(incomplete: str) -> list[str]:
 
 
 Model = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Hub repo id, local folder, preset name, or `demo` (bundled, offline, CPU).", rich_help_panel=MODEL)]
+    "--model", "-m", help="Hub repo id, local folder, preset name, or `demo` (bundled, offline, CPU).",
+    rich_help_panel=MODEL)]
 Preset = Annotated[Optional[list[str]], typer.Option(
     "--preset", "-p", help="Preset(s) over the command's default; repeat or comma-separate, later wins. "
     "See `nova presets`.", rich_help_panel=MODEL, autocompletion=_preset_names, metavar="NAME")]

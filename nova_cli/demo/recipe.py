@@ -238,7 +238,8 @@ def build(outdir: Path, settings: RecipeSettings, say=print, resume: bool = Fals
 
     if not finished("stills"):
         stage("stills")
-        log = train_run(work / "stills-train", settings, ["--model", base, "--scratch", "--cache", work / "stills-cache"],
+        log = train_run(work / "stills-train", settings,
+                        ["--model", base, "--scratch", "--cache", work / "stills-cache"],
                         settings.stills_steps, settings.stills_set)
         done("stills", first_loss=log[0]["loss"], last_loss=log[-1]["loss"], log=log)
 

@@ -109,6 +109,11 @@ def clean_share(frames: np.ndarray, background, colour) -> float:
     return float((near[0] | near[1]).mean())
 
 
+def last_round(extended: np.ndarray, first: np.ndarray, rounds: int) -> np.ndarray:
+    """The frames the last of ``rounds`` equal extension rounds added to ``first``."""
+    return extended[len(extended) - max((len(extended) - len(first)) // rounds, 1):]
+
+
 def extension(model, count: int, seed: int, out: Path, flags, rounds: int = 3) -> dict:
     results = []
     for i in range(count):
@@ -120,15 +125,14 @@ def extension(model, count: int, seed: int, out: Path, flags, rounds: int = 3) -
         frames = read_mp4(longer)
         first = read_mp4(clip)
         per_frame = [detector.read(f) for f in frames]
-        new = len(frames) - len(first)
-        last_round = frames[len(frames) - max(new // rounds, 1):]
+        last = last_round(frames, first, rounds)
         bg, colour = BACKGROUNDS[s.background], COLOURS[s.colour]
         results.append(dict(
             prompt=s.caption, frames=len(frames),
             present=float(np.mean([r.present.any() for r in per_frame])),
             colour=float(np.mean([r.colour == s.colour for r in per_frame])),
             shape=float(np.mean([r.shape == s.shape for r in per_frame])),
-            clean_first=clean_share(first, bg, colour), clean_last=clean_share(last_round, bg, colour)))
+            clean_first=clean_share(first, bg, colour), clean_last=clean_share(last, bg, colour)))
     drop = [r["clean_first"] - r["clean_last"] for r in results]
     return dict(count=count, clean_drop_max=float(np.max(drop)), items=results,
                 all_frames_right=sum(r["present"] == r["colour"] == r["shape"] == 1.0 for r in results) / count)

@@ -15,20 +15,13 @@ from PIL import Image
 
 from nova_core import demo
 from nova_core.demo.scenes import BACKGROUNDS, COLOURS, parse_caption, random_scene
-from tests.nova_cli.demo.measure import clean_share, read_mp4
+from tests.nova_cli.demo.measure import clean_share, last_round, nova, read_mp4
 from tests.nova_core.demo import detector
 
 
 PROMPTS = ["a red circle moving right on a black background",
            "a yellow square moving left on a blue background",
            "a cyan triangle moving down on a gray background"]
-
-
-def nova(*argv):
-    from nova_cli.app import run
-
-    code = run([str(a) for a in argv] + ["--quiet", "--device", "cpu"])
-    assert code == 0, f"nova {argv[0]} exited {code}"
 
 
 def test_it_ships_whole_and_says_where_it_came_from():
@@ -105,5 +98,5 @@ def test_three_extensions_keep_the_object_and_stay_sharp(tmp_path):
         reading = detector.read(frame)
         assert reading.present.all() and reading.colour == want["colour"]
     background, colour = BACKGROUNDS[want["background"]], COLOURS[want["colour"]]
-    last_round = longer[len(longer) - (len(longer) - len(first)) // 3:]
-    assert clean_share(first, background, colour) - clean_share(last_round, background, colour) <= 0.05
+    last = last_round(longer, first, 3)
+    assert clean_share(first, background, colour) - clean_share(last, background, colour) <= 0.05
